@@ -1,0 +1,188 @@
+"""What a case is at one moment: its state and the facts folded from its events.
+
+:class:`CaseView` is the projection of one case. It is plain data so the
+station can store it, the UI can show it and tests can compare two replicas.
+The rules that change it live in :mod:`schema.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class State(enum.StrEnum):
+    RECEIVED = "received"  # 待受理: registered, materials checked, not yet accepted
+    AWAITING_SUPPLEMENT = "awaiting_supplement"  # 待补正: 一次性告知 issued
+    IN_PROGRESS = "in_progress"  # 办理中: accepted (clock running), possibly forwarded upward
+    SUSPENDED = "suspended"  # 特别程序中: 延长/公示/核查, clock paused
+    RETURNED = "returned"  # 已退回: sent back down by a higher level for correction
+    DONE = "done"  # 已办结: decided, result not yet handed over
+    DELIVERED = "delivered"  # 已送达: result collected or delivered
+    REFUSED = "refused"  # 不予受理 (答复件)
+    LAPSED = "lapsed"  # 补正不来办结
+    VOIDED = "voided"  # 作废
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        return self in OPEN_STATES
+
+    @classmethod
+    def parse(cls, text: str) -> State:
+        for s in cls:
+            if text in (s.value, s.label):
+                return s
+        from schema.errors import ValidationError
+
+        names = "、".join(f"{s.label}({s.value})" for s in cls)
+        raise ValidationError(f"未知状态“{text}”，可选：{names}", field="state")
+
+
+STATE_LABELS = {
+    State.RECEIVED: "待受理",
+    State.AWAITING_SUPPLEMENT: "待补正",
+    State.IN_PROGRESS: "办理中",
+    State.SUSPENDED: "特别程序中",
+    State.RETURNED: "已退回",
+    State.DONE: "已办结",
+    State.DELIVERED: "已送达",
+    State.REFUSED: "不予受理",
+    State.LAPSED: "补正不来办结",
+    State.VOIDED: "已作废",
+}
+
+OPEN_STATES = frozenset(
+    {State.RECEIVED, State.AWAITING_SUPPLEMENT, State.IN_PROGRESS, State.SUSPENDED, State.RETURNED}
+)
+# The promised-time clock runs only in these states (补正 and 特别程序 pause it).
+CLOCK_RUNNING_STATES = frozenset({State.IN_PROGRESS, State.RETURNED})
+
+
+class ResultCode(enum.StrEnum):
+    """办结结果代码 (BJJGDM) as used by the 电子监察 exchange."""
+
+    CERTIFICATE = "0"  # 出证办结
+    RETURNED = "1"  # 退回办结 (驳回、不予受理)
+    VOIDED = "2"  # 作废办结
+    DELETED = "3"  # 删除办结 (录入错误)
+    FORWARDED = "4"  # 转报办结
+    LAPSED = "5"  # 补正不来办结
+    DONE = "6"  # 办结
+
+    @property
+    def label(self) -> str:
+        return {
+            "0": "出证办结",
+            "1": "退回办结",
+            "2": "作废办结",
+            "3": "删除办结",
+            "4": "转报办结",
+            "5": "补正不来办结",
+            "6": "办结",
+        }[self.value]
+
+
+class MaterialStatus(enum.StrEnum):
+    RECEIVED = "received"
+    MISSING = "missing"
+    RONGQUE = "rongque"  # 容缺: accepted on a written promise to supply it later
+
+    @property
+    def label(self) -> str:
+        return {"received": "已收", "missing": "缺", "rongque": "容缺"}[self.value]
+
+
+class Outcome(enum.StrEnum):
+    APPROVED = "approved"  # 准予/通过
+    DENIED = "denied"  # 不予批准/不予许可
+
+    @property
+    def label(self) -> str:
+        return {"approved": "准予", "denied": "不予批准"}[self.value]
+
+
+class Special(enum.StrEnum):
+    """特别程序种类."""
+
+    EXTENSION = "extension"
+    PUBLICITY = "publicity"
+    VERIFICATION = "verification"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"extension": "延长审批", "publicity": "公示", "verification": "核查", "other": "其他特别程序"}[
+            self.value
+        ]
+
+
+RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+@dataclass(slots=True)
+class Conflict:
+    event_id: str
+    kind: str
+    at: str
+    actor: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CaseView:
+    case_id: str
+    case_no: str
+    item: dict[str, Any]  # snapshot of the 事项 at registration (see lifecycle.snapshot_item)
+    applicant: dict[str, Any]
+    materials: dict[str, str]  # material name -> MaterialStatus value
+    state: State
+    intake_org: str
+    intake_level: str
+    holder_org: str
+    holder_level: str
+    registered_at: str
+    registered_by: str
+    path: list[str] = field(default_factory=list)  # orgs the case was forwarded from, innermost last
+    accepted_at: str | None = None  # effective time of 受理
+    supplement_deadline: str | None = None  # date, while awaiting 补正
+    missing_notice: list[str] = field(default_factory=list)  # materials named in the last 一次性告知
+    resume_state: str | None = None  # state to return to after 补正 / 特别程序
+    pauses: list[list[str | None]] = field(default_factory=list)  # [start_iso, end_iso|None, reason]
+    special: dict[str, Any] | None = None  # the running 特别程序
+    co_opinions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outcome: str | None = None
+    result_code: str | None = None
+    closed_at: str | None = None
+    delivered_at: str | None = None
+    level_closures: dict[str, str] = field(default_factory=dict)  # level -> ResultCode at that level
+    ratings: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    events: int = 0
+    last_order: list[Any] = field(default_factory=list)  # (hlc, station, seq) of the last folded event
+    last_at: str = ""
+    note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state.is_open
+
+    @property
+    def outstanding_rongque(self) -> list[str]:
+        return [m for m, s in self.materials.items() if s == MaterialStatus.RONGQUE]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaseView:
+        d = dict(d)
+        d["state"] = State(d["state"])
+        d["conflicts"] = [Conflict(**c) for c in d.get("conflicts", [])]
+        return cls(**d)

@@ -1,0 +1,296 @@
+"""Handlers for the ``station`` sub-commands: parse → call a service → print."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from schema.case import RATING_LABELS, CaseView, MaterialStatus, ResultCode, State
+from schema.errors import UserError, ValidationError
+from schema.org import Level, parse_role
+from schema.validation import mask_id_number, mask_phone
+from station.config import DataDir
+from station.services import cases, queries, users
+from station.services import catalog as catalogs
+from station.session import Session, init_station, unlock
+
+
+class Output:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, data: Any, text: str) -> None:
+        if self.as_json:
+            print(json.dumps({"ok": True, **data} if isinstance(data, dict) else {"ok": True, "items": data},
+                             ensure_ascii=False, indent=1))
+        else:
+            print(text)
+
+    def error(self, e: UserError) -> None:
+        if self.as_json:
+            print(json.dumps({"ok": False, "error": e.code, "message": e.message, "field": e.field},
+                             ensure_ascii=False))
+        print("错误：" + e.message, file=sys.stderr)
+
+
+# -- PINs and sessions ------------------------------------------------------------
+
+
+def _secret(env: str, prompt: str, confirm: bool = False) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise ValidationError(f"请输入PIN（非交互运行时可通过环境变量 {env} 提供）")
+    value = getpass.getpass(prompt)
+    if confirm and getpass.getpass("再输入一次：") != value:
+        raise ValidationError("两次输入的PIN不一致")
+    return value
+
+
+def _login(args) -> str:
+    login = args.login or os.environ.get("STATION_USER")
+    if login:
+        return login
+    from station.store.keyslots import KeySlots
+
+    active = [u for u in KeySlots.load(DataDir(args.data_dir).slots).users() if not u.disabled]
+    if len(active) == 1:
+        return active[0].login
+    raise ValidationError("本工作站有多个用户，请用 --user 指定登录名：" + "、".join(u.login for u in active))
+
+
+def _session(args) -> Session:
+    login = _login(args)
+    return unlock(args.data_dir, login, _secret("STATION_PIN", f"{login} 的PIN："))
+
+
+# -- station and users ---------------------------------------------------------------
+
+
+def init(args, out: Output) -> None:
+    role = parse_role(args.role)
+    pin = _secret("STATION_PIN", "设置PIN（至少6位）：", confirm=True)
+    with init_station(args.data_dir, org=args.org, name=args.name, login=args.init_login, role=role, pin=pin,
+                      user_name=args.user_name, station_no=args.station_no) as s:
+        cfg = s.config
+        out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": args.init_login},
+                 f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {args.init_login}（{role.label}）")
+
+
+def user_add(args, out: Output) -> None:
+    role = parse_role(args.role)
+    with _session(args) as s:
+        pin = _secret("STATION_NEW_PIN", f"为 {args.new_login} 设置PIN：", confirm=True)
+        info = users.add_user(s, args.new_login, role, pin, args.name)
+    out.emit({"user_id": info.user_id, "login": info.login, "role": info.role.value},
+             f"已添加用户 {info.login}（{info.role.label}）")
+
+
+def user_list(args, out: Output) -> None:
+    with _session(args) as s:
+        rows = users.list_users(s)
+    data = [{"login": u.login, "name": u.name, "role": u.role.value, "disabled": u.disabled,
+             "locked": u.locked, "failures": u.failures} for u in rows]
+    lines = [f"{u.login:<16}{u.name:<10}{u.role.label:<8}"
+             + ("已停用" if u.disabled else "已锁定" if u.locked else "正常") for u in rows]
+    out.emit(data, "\n".join(lines))
+
+
+def user_disable(args, out: Output) -> None:
+    with _session(args) as s:
+        users.disable_user(s, args.target)
+    out.emit({"login": args.target}, f"已停用用户 {args.target}")
+
+
+def user_reset_pin(args, out: Output) -> None:
+    with _session(args) as s:
+        pin = _secret("STATION_NEW_PIN", f"为 {args.target} 设置新PIN：", confirm=True)
+        users.reset_pin(s, args.target, pin)
+    out.emit({"login": args.target}, f"已重置用户 {args.target} 的PIN")
+
+
+# -- catalog -------------------------------------------------------------------------
+
+
+def catalog_search(args, out: Output) -> None:
+    items = catalogs.search(args.text)
+    data = [{"code": i.impl_code, "name": i.name, "department": i.department, "case_type": i.case_type.value}
+            for i in items]
+    text = "\n".join(f"{i.impl_code}  {i.name}（{i.department}，{i.case_type.label}）" for i in items)
+    out.emit(data, text or "没有找到匹配的事项")
+
+
+def catalog_show(args, out: Output) -> None:
+    item = catalogs.get(args.code)
+    lines = [
+        f"{item.name}",
+        f"实施编码：{item.impl_code}    基本编码：{item.basic_code}",
+        f"实施部门：{item.department}    事项类型：{item.item_type}    办件类型：{item.case_type.label}",
+        f"决定层级：{item.decide_level.label}    村级：{'可代办受理' if item.village_may_accept else '仅可咨询'}",
+        f"承诺时限：{item.promise_limit.label}    法定时限：{item.legal_limit.label if item.legal_limit else '无'}",
+        f"收费：{item.fee_label}" + (f"（{item.fee_note}）" if item.fee_note else ""),
+    ]
+    if item.publicity:
+        lines.append(f"公示期：{item.publicity.label}")
+    if item.co_departments:
+        lines.append("联办部门：" + "、".join(item.co_departments))
+    lines.append("申请材料：")
+    for m in item.materials:
+        flags = "必需" if m.required else "可选"
+        if m.rongque:
+            flags += "，可容缺"
+        lines.append(f"  - {m.name}（{m.form.label} {m.count}份，{flags}）" + (f" {m.note}" if m.note else ""))
+    if item.guide:
+        lines.append("办事指南：" + item.guide)
+    out.emit(item.to_dict(), "\n".join(lines))
+
+
+# -- cases -----------------------------------------------------------------------------
+
+
+def case_json(s: Session, view: CaseView, *, reveal: str | None = None) -> dict[str, Any]:
+    row = s.db.execute_sql("SELECT due_date, due_estimated FROM case_view WHERE case_id = ?",
+                           (view.case_id,)).fetchone()
+    a = dict(view.applicant)
+    a["id_number"] = reveal or mask_id_number(a.get("id_number", ""))
+    a["phone"] = mask_phone(a.get("phone", ""))
+    return {
+        "case_id": view.case_id, "case_no": view.case_no, "state": view.state.value, "state_label": view.state.label,
+        "item_code": view.item.get("code"), "item_name": view.item.get("name"),
+        "applicant": a, "materials": view.materials,
+        "intake_org": view.intake_org, "holder_org": view.holder_org, "holder_level": view.holder_level,
+        "registered_at": view.registered_at, "accepted_at": view.accepted_at,
+        "due_date": row[0] if row else None, "due_estimated": bool(row[1]) if row else False,
+        "paused": view.state in (State.SUSPENDED, State.AWAITING_SUPPLEMENT) and view.accepted_at is not None,
+        "supplement_deadline": view.supplement_deadline, "result_code": view.result_code,
+        "outcome": view.outcome, "level_closures": view.level_closures, "ratings": view.ratings,
+        "conflicts": [c.__dict__ for c in view.conflicts],
+    }
+
+
+def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
+    due = d["due_date"] or ("暂停计时" if d["paused"] else "—")
+    if d["due_date"] and d["due_estimated"]:
+        due += "（预计）"
+    mats = "、".join(f"{m}[{MaterialStatus(s).label}]" for m, s in d["materials"].items())
+    a = d["applicant"]
+    lines = [
+        f"办件编号：{d['case_no']}    状态：{d['state_label']}",
+        f"事项：{d['item_name']}（{d['item_code']}）",
+        f"申请人：{a.get('name')}  {a.get('gender', '')}  身份证号：{a.get('id_number')}  电话：{a.get('phone') or '—'}",
+        f"收件：{d['registered_at']}    受理：{d['accepted_at'] or '—'}    承诺办结：{due}",
+        f"当前经办：{Level(d['holder_level']).label} {d['holder_org']}",
+        f"材料：{mats}",
+    ]
+    if d["supplement_deadline"]:
+        lines.append(f"补正期限：{d['supplement_deadline']}")
+    if d["result_code"]:
+        lines.append(f"办结结果：{ResultCode(d['result_code']).label}")
+    for r in d["ratings"]:
+        lines.append(f"{'追评' if r['follow_up'] else '评价'}：{RATING_LABELS[r['level']]} {r['comment']}")
+    for c in d["conflicts"]:
+        lines.append(f"冲突：{c['at']} {c['kind']}：{c['reason']}")
+    if timeline:
+        lines.append("全程记录：")
+        lines.extend("  " + t for t in timeline)
+    return "\n".join(lines)
+
+
+def _show(s: Session, view: CaseView, out: Output, *, reveal: str | None = None, timeline: bool = False) -> None:
+    d = case_json(s, view, reveal=reveal)
+    tl = None
+    if timeline:
+        from station.services.timeline import timeline as build_timeline
+
+        entries = build_timeline(s, view.case_id)
+        d["timeline"] = [e.to_dict() for e in entries]
+        tl = [e.text() for e in entries]
+    out.emit(d, _case_text(d, tl))
+
+
+def case_new(args, out: Output) -> None:
+    with _session(args) as s:
+        view = cases.register(s, item_code=args.item, name=args.applicant, id_number=args.id_number,
+                              phone=args.phone, received=args.received, received_at=args.received_at, note=args.note)
+        _show(s, view, out)
+
+
+def _action(fn, **kw):
+    def handler(args, out: Output) -> None:
+        with _session(args) as s:
+            params = {k: (getattr(args, v) if isinstance(v, str) else v(args)) for k, v in kw.items()}
+            view = fn(s, args.case, **params)
+            _show(s, view, out)
+
+    return handler
+
+
+case_accept = _action(cases.accept, rongque="rongque", opinion="opinion", at="at")
+case_notify_missing = _action(cases.notify_missing, missing="missing", opinion="opinion", at="at")
+case_supplement = _action(cases.supplement, materials="materials", at="at")
+case_lapse = _action(cases.lapse, opinion="opinion", at="at")
+case_refuse = _action(cases.refuse, reason="reason", at="at")
+case_forward = _action(cases.forward, opinion="opinion", at="at")
+case_return = _action(cases.return_down, reason="reason", at="at")
+case_special = _action(cases.start_special, procedure="procedure", reason="reason", days="days", at="at")
+case_special_end = _action(cases.end_special, result="result", at="at")
+case_co_opinion = _action(cases.co_opinion, department="department", agree=lambda a: not a.disagree,
+                          opinion="opinion", at="at")
+case_decide = _action(cases.decide, outcome="outcome", opinion="opinion", certificate="certificate", at="at")
+case_immediate = _action(cases.complete_at_once, opinion="opinion", certificate="certificate")
+case_deliver = _action(cases.deliver, method="method", at="at")
+case_rate = _action(cases.rate, level="level", comment="comment", at="at")
+case_void = _action(cases.void, reason="reason", entry_error="entry_error", at="at")
+
+
+def case_show(args, out: Output) -> None:
+    with _session(args) as s:
+        view = cases.get(s, args.case)
+        reveal = cases.reveal_id_number(s, args.case) if args.reveal_id else None
+        _show(s, view, out, reveal=reveal, timeline=True)
+
+
+def _rows_out(rows: list[queries.CaseRow], out: Output, empty: str) -> None:
+    def line(r: queries.CaseRow) -> str:
+        due = (r.due_date or "") + ("(预计)" if r.due_date and r.due_estimated else "")
+        return f"{r.case_no}  {r.state.label:<6} {r.applicant_name:<6} {r.id_masked}  {r.item_name}  {due}"
+
+    out.emit([r.to_dict() for r in rows], "\n".join(line(r) for r in rows) or empty)
+
+
+def case_list(args, out: Output) -> None:
+    with _session(args) as s:
+        rows = queries.list_cases(s, states=cases.states_for(args.state), overdue=args.overdue, limit=args.limit)
+    _rows_out(rows, out, "没有符合条件的办件")
+
+
+def case_search(args, out: Output) -> None:
+    with _session(args) as s:
+        rows = queries.search_cases(s, args.text)
+    _rows_out(rows, out, "没有找到匹配的办件")
+
+
+# -- maintenance --------------------------------------------------------------------------
+
+
+def verify(args, out: Output) -> int:
+    from station.services.verify import verify_station
+
+    with _session(args) as s:
+        report = verify_station(s)
+    out.emit(report.to_dict(), report.text())
+    return 0 if report.ok else 1
+
+
+def demo_data(args, out: Output) -> None:
+    from station.services.demo import build_demo
+
+    if not 0 <= args.cases <= 100_000:
+        raise ValidationError("演示办件数量应在0到100000之间")
+    result = build_demo(args.data_dir, cases=args.cases, seed=args.seed,
+                        progress=None if args.json else lambda n: print(f"\r已生成 {n} 件", end="", file=sys.stderr))
+    out.emit(result, "\n" + result["summary"])

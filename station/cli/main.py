@@ -1,0 +1,192 @@
+"""``station``: the headless command line (the same operations as the UI).
+
+Errors are one Chinese line on stderr and a non-zero exit code; nothing a
+user types produces a traceback. Unexpected failures are logged to the data
+directory's ``station.log`` without personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from schema.errors import UserError
+from station.cli import commands
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 70
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("STATION_DATA_DIR")
+    if env:
+        return Path(env)
+    if os.name == "nt":
+        return Path(os.environ.get("APPDATA", Path.home())) / "station"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "station"
+
+
+class ChineseParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own messages are English; keep them, add a hint
+        self.print_usage(sys.stderr)
+        print(f"错误：命令参数有误（{message}）。用 --help 查看用法", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ChineseParser(prog="station", description="政务便民服务工作站（不带子命令时启动界面）")
+    p.add_argument("--data-dir", type=Path, default=None, help="数据目录（默认 $STATION_DATA_DIR 或用户数据目录）")
+    p.add_argument("--json", action="store_true", help="输出机器可读的 JSON")
+    p.add_argument("--user", dest="login", default=None, help="登录名（默认 $STATION_USER；只有一个用户时可省略）")
+    sub = p.add_subparsers(dest="command", parser_class=ChineseParser, metavar="命令")
+
+    s = sub.add_parser("init", help="首次使用：离线初始化工作站并创建第一个用户")
+    s.add_argument("--org", required=True, help="12位统计用区划代码")
+    s.add_argument("--name", required=True, help="工作站名称，如“城关镇东村便民服务室”")
+    s.add_argument("--user", dest="init_login", required=True, help="第一个用户的登录名")
+    s.add_argument("--role", required=True, help="角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员")
+    s.add_argument("--user-name", default=None, help="第一个用户的姓名")
+    s.add_argument("--station-no", type=int, default=1, help="工作站编号（同一单位多台电脑时区分，1–99）")
+    s.set_defaults(func=commands.init)
+
+    u = sub.add_parser("user", help="用户管理").add_subparsers(dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = u.add_parser("add", help="添加用户（新用户PIN来自提示或 $STATION_NEW_PIN）")
+    s.add_argument("new_login", metavar="LOGIN")
+    s.add_argument("--role", required=True)
+    s.add_argument("--name", default=None, help="姓名")
+    s.set_defaults(func=commands.user_add)
+    u.add_parser("list", help="列出用户").set_defaults(func=commands.user_list)
+    s = u.add_parser("disable", help="停用用户")
+    s.add_argument("target", metavar="LOGIN")
+    s.set_defaults(func=commands.user_disable)
+    s = u.add_parser("reset-pin", help="重置用户PIN（新PIN来自提示或 $STATION_NEW_PIN）")
+    s.add_argument("target", metavar="LOGIN")
+    s.set_defaults(func=commands.user_reset_pin)
+
+    c = sub.add_parser("catalog", help="事项目录").add_subparsers(dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = c.add_parser("search", help="按名称、编码或拼音首字母查找事项（如 ylbx）")
+    s.add_argument("text")
+    s.set_defaults(func=commands.catalog_search)
+    s = c.add_parser("show", help="显示事项的办事指南")
+    s.add_argument("code")
+    s.set_defaults(func=commands.catalog_show)
+
+    k = sub.add_parser("case", help="办件").add_subparsers(dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = k.add_parser("new", help="收件登记")
+    s.add_argument("--item", required=True, help="事项实施编码")
+    s.add_argument("--applicant", required=True, help="申请人姓名")
+    s.add_argument("--id-number", required=True, help="申请人18位身份证号")
+    s.add_argument("--phone", default=None, help="联系电话（手机）")
+    s.add_argument("--received", nargs="*", default=[], metavar="MATERIAL", help="已收取的材料名称")
+    s.add_argument("--received-at", default=None, help="补录纸质登记时的收件时间（ISO 8601）")
+    s.add_argument("--note", default="", help="备注")
+    s.set_defaults(func=commands.case_new)
+
+    def action(name: str, help_: str, func, *args: tuple) -> None:
+        s = k.add_parser(name, help=help_)
+        s.add_argument("case", metavar="CASE", help="办件编号")
+        for flags, kw in args:
+            s.add_argument(*flags, **kw)
+        s.add_argument("--at", default=None, help="补录时的实际办理时间（ISO 8601）")
+        s.set_defaults(func=func)
+
+    opinion = (("--opinion",), {"default": "", "help": "意见"})
+    action("accept", "受理（可容缺受理）", commands.case_accept,
+           (("--rongque",), {"nargs": "*", "default": [], "metavar": "MATERIAL", "help": "容缺的材料"}), opinion)
+    action("immediate", "即办：当场受理并办结", commands.case_immediate, opinion,
+           (("--certificate",), {"default": "", "help": "证照编号"}))
+    action("notify-missing", "一次性告知所缺材料", commands.case_notify_missing,
+           (("--missing",), {"nargs": "*", "default": None, "metavar": "MATERIAL", "help": "缺少的材料（默认全部缺件）"}),
+           opinion)
+    action("supplement", "补正：登记补交的材料", commands.case_supplement,
+           (("--materials",), {"nargs": "+", "required": True, "metavar": "MATERIAL"}))
+    action("lapse", "补正期满未补，按补正不来办结", commands.case_lapse, opinion)
+    action("refuse", "不予受理（须写明理由）", commands.case_refuse, (("--reason",), {"required": True}))
+    action("forward", "转报上级", commands.case_forward, opinion)
+    action("return", "退回下级（须写明理由）", commands.case_return, (("--reason",), {"required": True}))
+    action("special", "启动特别程序（延长审批/公示/核查），暂停计时", commands.case_special,
+           (("--procedure",), {"required": True}), (("--reason",), {"required": True}),
+           (("--days",), {"type": int, "default": None}))
+    action("special-end", "结束特别程序，恢复计时", commands.case_special_end, (("--result",), {"default": ""}))
+    action("co-opinion", "登记联办部门意见", commands.case_co_opinion,
+           (("--department",), {"required": True}),
+           (("--disagree",), {"action": "store_true", "help": "不同意（默认同意）"}), opinion)
+    action("decide", "作出决定：准予或不予批准", commands.case_decide,
+           (("--outcome",), {"required": True, "help": "approved 准予 / denied 不予批准"}), opinion,
+           (("--certificate",), {"default": "", "help": "证照编号（出证办结）"}))
+    action("deliver", "送达/领取", commands.case_deliver, (("--method",), {"default": "窗口领取"}))
+    action("rate", "好差评（1–5，5为非常满意；可追评一次）", commands.case_rate,
+           (("--level",), {"type": int, "required": True}), (("--comment",), {"default": ""}))
+    action("void", "作废", commands.case_void, (("--reason",), {"required": True}),
+           (("--entry-error",), {"action": "store_true", "help": "录入错误（删除办结）"}))
+    s = k.add_parser("show", help="显示办件详情与全程记录")
+    s.add_argument("case", metavar="CASE")
+    s.add_argument("--reveal-id", action="store_true", help="显示完整身份证号（会记入查看审计）")
+    s.set_defaults(func=commands.case_show)
+    s = k.add_parser("list", help="办件列表")
+    s.add_argument("--state", default=None, help="按状态筛选，如 received / 待受理")
+    s.add_argument("--overdue", action="store_true", help="只列超期件")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(func=commands.case_list)
+    s = k.add_parser("search", help="按姓名、身份证号、办件编号、电话或姓名拼音首字母查找")
+    s.add_argument("text")
+    s.set_defaults(func=commands.case_search)
+
+    sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
+    s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")
+    s.add_argument("--cases", type=int, default=200, help="办件数量（最多100000）")
+    s.add_argument("--seed", type=int, default=1)
+    s.set_defaults(func=commands.demo_data)
+    return p
+
+
+def _setup_logging(data_dir: Path) -> None:
+    if not data_dir.is_dir():
+        return
+    handler = logging.FileHandler(data_dir / "station.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.data_dir = args.data_dir or default_data_dir()
+    if args.command is None:
+        from station.ui import run_app  # only the UI imports Textual
+
+        return run_app(args.data_dir)
+    if not hasattr(args, "func"):
+        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
+    _setup_logging(args.data_dir)
+    out = commands.Output(args.json)
+    try:
+        result = args.func(args, out)
+        return int(result or 0)
+    except UserError as e:
+        out.error(e)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and friends
+        return 0
+    except KeyboardInterrupt:
+        print("已取消", file=sys.stderr)
+        return 130
+    except Exception as e:  # last line of defence: log without personal data, tell the user
+        # The frames, not the message: a message could quote a villager's data.
+        frames = "".join(traceback.format_tb(e.__traceback__))
+        logging.getLogger("station").error("unexpected %s\n%s", type(e).__name__, frames)
+        msg = f"程序内部错误（{type(e).__name__}），已记录到 {args.data_dir / 'station.log'}。已保存的数据不受影响"
+        if args.json:
+            print(json.dumps({"ok": False, "error": "internal", "message": msg}, ensure_ascii=False))
+        print("错误：" + msg, file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The catalog this station works from and searching it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from schema.catalog import Catalog, Item, default_catalog
+from station.catalog_search import CatalogIndex
+
+
+def current_catalog(session=None) -> Catalog:
+    # County-published versions arrive with sync (catalog.published events);
+    # until then every station works from the shipped default catalog.
+    return default_catalog()
+
+
+@lru_cache(maxsize=4)
+def _index(catalog: Catalog) -> CatalogIndex:
+    return CatalogIndex(catalog)
+
+
+def search(text: str, session=None, limit: int = 20) -> list[Item]:
+    return _index(current_catalog(session)).search(text, limit=limit)
+
+
+def get(code: str, session=None) -> Item:
+    return current_catalog(session).get(code.strip())

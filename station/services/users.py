@@ -1,0 +1,66 @@
+"""Station user accounts: events for the record, key slots for the keys.
+
+A role manages only roles below it (the county admin manages everyone), so
+the county or township staff who set up a village PC create its agents'
+accounts; nobody re-encrypts the database to do it.
+"""
+
+from __future__ import annotations
+
+from schema import events as K
+from schema.errors import TransitionError
+from schema.ids import new_id
+from schema.org import OrgCode, Role
+from schema.validation import check_person_name
+from station.session import Session, check_role_for_station
+from station.store.keyslots import SlotInfo, validate_pin
+
+
+def user_org(station_org: str, role: Role) -> str:
+    """The org a user acts for: the station's own org, or its ancestor at the role's level."""
+    return OrgCode(station_org).ancestor(role.level)
+
+
+def _check_manager(session: Session, role: Role, what: str) -> None:
+    if not session.user.role.outranks(role):
+        raise TransitionError(f"{session.user.role.label}不能{what}{role.label}账号，请由上级人员操作")
+
+
+def add_user(session: Session, login: str, role: Role, pin: str, name: str | None = None) -> SlotInfo:
+    _check_manager(session, role, "添加")
+    check_role_for_station(role, session.config.org)
+    display = check_person_name(name, label="用户姓名") if name else login
+    validate_pin(pin)
+    user_id = new_id()
+    org = user_org(session.config.org, role)
+    # Write the event and the slot together: the slot file is written inside the
+    # transaction, so a failed slot write rolls the event back.
+    with session.store.writing():
+        session.store.record(session.actor, K.USER_ADDED, user_id,
+                             {"user_id": user_id, "login": login, "name": display, "role": role.value, "org": org})
+        session.slots.add_user(user_id=user_id, login=login, name=display, role=role, pin=pin,
+                               data_key=session.data_key())
+    return session.slots.find(login)
+
+
+def disable_user(session: Session, login: str) -> None:
+    target = session.slots.find(login)
+    if target.user_id == session.user.user_id:
+        raise TransitionError("不能停用自己的账号")
+    _check_manager(session, target.role, "停用")
+    with session.store.writing():
+        session.store.record(session.actor, K.USER_DISABLED, target.user_id, {"user_id": target.user_id})
+        session.slots.disable(login)
+
+
+def reset_pin(session: Session, login: str, new_pin: str) -> None:
+    target = session.slots.find(login)
+    if target.user_id != session.user.user_id:
+        _check_manager(session, target.role, "重置PIN：")
+    with session.store.writing():
+        session.store.record(session.actor, K.USER_PIN_RESET, target.user_id, {"user_id": target.user_id})
+        session.slots.reset_pin(login, new_pin, session.data_key())
+
+
+def list_users(session: Session) -> list[SlotInfo]:
+    return session.slots.users()

@@ -1,0 +1,117 @@
+"""Opening a station: first-run initialisation, unlocking, locking.
+
+A :class:`Session` is an unlocked station: the data key is in memory, the
+encrypted database is open and the signed-in user is known. Locking closes
+the database and wipes the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from schema import events as K
+from schema.errors import ValidationError
+from schema.ids import new_id
+from schema.org import OrgCode, Role
+from schema.validation import check_person_name
+from station import clock
+from station.config import DataDir, StationConfig
+from station.store.db import open_database
+from station.store.keyslots import KeySlots, SlotInfo, new_data_key, validate_pin
+from station.store.migrate import migrate
+from station.store.store import Actor, Store
+
+
+@dataclass
+class Session:
+    data: DataDir
+    config: StationConfig
+    user: SlotInfo
+    store: Store
+    slots: KeySlots
+    _key: bytearray
+
+    @property
+    def actor(self) -> Actor:
+        org = OrgCode(self.config.org).ancestor(self.user.role.level)
+        return Actor(self.user.user_id, self.user.role, org, self.user.name)
+
+    @property
+    def db(self):
+        return self.store.db
+
+    def data_key(self) -> bytearray:
+        return self._key
+
+    def close(self) -> None:
+        """Lock: close the database and forget the key (best effort in Python)."""
+        if not self.store.db.is_closed():
+            self.store.db.close()
+        self._key[:] = bytes(len(self._key))
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_role_for_station(role: Role, station_org: str) -> None:
+    """Staff of a higher level may work at (and set up) a lower station; never the reverse."""
+    level = OrgCode(station_org).level
+    if role.level.rank < level.rank:
+        raise ValidationError(f"{role.label}属于{role.level.label}，不能在{level.label}工作站使用", field="role")
+
+
+def init_station(
+    root: str | Path,
+    *,
+    org: str,
+    name: str,
+    login: str,
+    role: Role,
+    pin: str,
+    user_name: str | None = None,
+    station_no: int = 1,
+) -> Session:
+    """First run, offline: create the station, its first user and its database."""
+    data = DataDir(root)
+    if data.exists() or data.slots.exists() or data.db.exists():
+        raise ValidationError(f"数据目录 {data.root} 中已有工作站，不能重复初始化", field="data_dir")
+    cfg = StationConfig(station_id=new_id(), org=org, name=name.strip(), station_no=station_no,
+                        created_at=clock.iso(clock.now()))
+    check_role_for_station(role, org)
+    display = check_person_name(user_name or login, label="用户姓名") if user_name else login
+    validate_pin(pin)
+    data.root.mkdir(parents=True, exist_ok=True)
+    key = new_data_key()
+    user_id = new_id()
+    slots = KeySlots.create(data.slots, cfg.station_id)
+    slots.add_user(user_id=user_id, login=login, name=display, role=role, pin=pin, data_key=key)
+    db = open_database(data.db, key, create=True)
+    migrate(db)
+    data.save_config(cfg)
+    session = Session(data, cfg, slots.find(login), Store(db, cfg.station_id), slots, key)
+    store, actor = session.store, session.actor
+    with store.writing():
+        store.record(actor, K.STATION_INITIALISED, cfg.station_id,
+                     {"org": org, "name": cfg.name, "station_no": station_no})
+        store.record(actor, K.USER_ADDED, user_id,
+                     {"user_id": user_id, "login": login, "name": display, "role": role.value,
+                      "org": session.actor.org})
+    return session
+
+
+def unlock(root: str | Path, login: str, pin: str) -> Session:
+    data = DataDir(root)
+    cfg = data.load_config()
+    slots = KeySlots.load(data.slots)
+    user, key = slots.unlock(login, pin)
+    try:
+        db = open_database(data.db, key)
+        migrate(db)
+    except BaseException:
+        key[:] = bytes(len(key))
+        raise
+    return Session(data, cfg, user, Store(db, cfg.station_id), slots, key)

@@ -1,0 +1,207 @@
+"""The station's event store: append to the hash-chained log and update the
+projections in the same transaction (DESIGN.md §4).
+
+Only this module writes the ``event`` table. Every local event is checked by
+the case rules before it is appended, so a refused action never reaches the
+log; events received from other stations are stored as they are and become
+conflicts on the case if they break a rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schema import events as K
+from schema import hlc as HLC
+from schema.events import GENESIS, Event, seal
+from schema.ids import new_id
+from schema.org import Role
+from station import clock
+from station.projections.cases import CaseProjection
+from station.projections.directory import DirectoryProjection
+from station.store.db import translate_errors
+
+EVENT_COLUMNS = "id, station, seq, prev, at, hlc, actor, role, org, kind, subject, body, hash"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: str
+    role: Role
+    org: str
+    name: str = ""
+
+
+def body_json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def row_to_event(row: tuple) -> Event:
+    i, st, seq, prev, at, hlc, actor, role, org, kind, subject, body, h = row
+    return Event(i, st, seq, prev, at, hlc, actor, role, org, kind, subject, json.loads(body), h)
+
+
+class Store:
+    def __init__(self, db, station_id: str) -> None:
+        self.db = db
+        self.station_id = station_id
+        self.cases = CaseProjection(db)
+        self.directory = DirectoryProjection(db)
+        self._txn_depth = 0
+        self._head: tuple[int, str] | None = None
+        self._hlc = 0
+
+    # -- writing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction; nested calls join the outer one.
+
+        IMMEDIATE takes the write lock at once, so the head we read cannot be
+        moved by another process (the UI and the CLI may share a data dir).
+        """
+        if self._txn_depth:
+            self._txn_depth += 1
+            try:
+                yield
+            finally:
+                self._txn_depth -= 1
+            return
+        with translate_errors(), self.db.atomic("IMMEDIATE"):
+            self._txn_depth = 1
+            try:
+                self._head = self._read_head()
+                self._hlc = int(self.meta("hlc") or 0)
+                yield
+                self.set_meta("hlc", str(self._hlc))
+            except BaseException:
+                self.cases.forget_cache()
+                raise
+            finally:
+                self._txn_depth = 0
+                self._head = None
+
+    def record(
+        self, actor: Actor, kind: str, subject: str, body: dict[str, Any], *, at: datetime | None = None
+    ) -> Event:
+        """Append one local event (checked against the case rules first)."""
+        with self.writing():
+            assert self._head is not None
+            seq, prev = self._head
+            now = at or clock.now()
+            self._hlc = HLC.tick(self._hlc, clock.ms(now))
+            ev = seal(
+                id=new_id(clock.ms(now)),
+                station=self.station_id,
+                seq=seq + 1,
+                prev=prev,
+                at=clock.iso(now),
+                hlc=self._hlc,
+                actor=actor.user_id,
+                role=actor.role.value,
+                org=actor.org,
+                kind=kind,
+                subject=subject,
+                body=body,
+            )
+            self._project(ev, strict=True)
+            self._insert([ev])
+            self._head = (ev.seq, ev.hash)
+            return ev
+
+    def ingest(self, events: list[Event]) -> int:
+        """Store events made elsewhere (sync, bundles). Returns how many were new."""
+        new = 0
+        with self.writing():
+            for ev in sorted(events, key=lambda e: e.order):
+                if ev.station == self.station_id or self.has_event(ev.id):
+                    continue
+                self._hlc = HLC.receive(self._hlc, ev.hlc, clock.ms(clock.now()))
+                self._project(ev, strict=False)  # before the insert: a refold reads the log plus ev
+                self._insert([ev])
+                new += 1
+        return new
+
+    def _project(self, ev: Event, *, strict: bool) -> None:
+        if ev.kind.startswith("case."):
+            self.cases.apply(ev, strict=strict, events_of=self.case_events)
+        else:
+            self.directory.apply(ev)
+            if ev.kind == K.CALENDAR_SET:
+                self.cases.calendar_changed()
+
+    def _insert(self, evs: list[Event]) -> None:
+        cur = self.db.cursor()
+        cur.executemany(
+            f"INSERT INTO event ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (e.id, e.station, e.seq, e.prev, e.at, e.hlc, e.actor, e.role, e.org, e.kind, e.subject,
+                 body_json(e.body), e.hash)
+                for e in evs
+            ],
+        )
+
+    def _read_head(self) -> tuple[int, str]:
+        row = self.db.execute_sql(
+            "SELECT seq, hash FROM event WHERE station = ? ORDER BY seq DESC LIMIT 1", (self.station_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    # -- reading ---------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        with translate_errors():
+            return self._read_head()
+
+    def has_event(self, event_id: str) -> bool:
+        return self.db.execute_sql("SELECT 1 FROM event WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def case_events(self, case_id: str) -> list[Event]:
+        rows = self.db.execute_sql(
+            f"SELECT {EVENT_COLUMNS} FROM event WHERE subject = ? ORDER BY hlc, station, seq", (case_id,)
+        ).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def events(self, station: str | None = None, after_seq: int = 0, batch: int = 5000) -> Iterator[Event]:
+        """All events (or one station's, from ``after_seq``), in log order, streamed in batches."""
+        last = 0
+        while True:
+            with translate_errors():
+                if station is None:
+                    rows = self.db.execute_sql(
+                        f"SELECT rowid, {EVENT_COLUMNS} FROM event WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                        (last, batch),
+                    ).fetchall()
+                else:
+                    rows = self.db.execute_sql(
+                        f"SELECT seq, {EVENT_COLUMNS} FROM event WHERE station = ? AND seq > ? "
+                        "ORDER BY seq LIMIT ?",
+                        (station, max(last, after_seq), batch),
+                    ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield row_to_event(r[1:])
+            last = rows[-1][0]
+
+    def event_count(self) -> int:
+        return self.db.execute_sql("SELECT count(*) FROM event").fetchone()[0]
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute_sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute_sql("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def next_counter(self, key: str) -> int:
+        """A gapless counter kept in the same transaction as the events that use it."""
+        with self.writing():
+            n = int(self.meta(key) or 0) + 1
+            self.set_meta(key, str(n))
+            return n
