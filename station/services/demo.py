@@ -1,0 +1,272 @@
+"""``station demo-data``: a demo county with realistic history, for trying the
+software and for benchmarks.
+
+The demo county has 2 townships × 3 villages. Each village, township and the
+county window is simulated as its own station writing its own hash chain, in
+time order, through the real case rules; the data directory becomes the
+county office's station, holding every chain as if it had all been synced.
+Cases are spread over the past year, so old ones are finished and recent
+ones sit in every open state.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from schema import events as K
+from schema import hlc as HLC
+from schema import lifecycle
+from schema.case import CaseView, State
+from schema.catalog import CaseType, Item
+from schema.events import GENESIS, Event, seal
+from schema.ids import new_id
+from schema.org import Level, Role
+from schema.validation import id_check_char
+from schema.workdays import TimeUnit
+from station import clock
+from station.config import DataDir
+from station.services import catalog as catalogs
+from station.services import users
+from station.session import Session, init_station, unlock
+from station.store.store import Actor
+
+COUNTY = ("330522000000", "演示县")
+TOWNSHIPS = [("330522101000", "城关镇"), ("330522102000", "青山乡")]
+VILLAGES = [
+    ("330522101001", "东村"), ("330522101002", "西村"), ("330522101003", "南村"),
+    ("330522102001", "上坪村"), ("330522102002", "下坪村"), ("330522102003", "石桥村"),
+]  # fmt: skip
+DEMO_PIN = "246810"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
+GIVEN = "秀英华明国建平兰芳军玉珍桂红春梅丽强伟杰勇敏静燕霞志刚德福海金凤云林荣生文永宝成"
+
+
+@dataclass
+class SimStation:
+    """A station of the demo county writing its own chain."""
+
+    station_id: str
+    org: str
+    name: str
+    actor: Actor
+    seq: int = 0
+    prev: str = GENESIS
+    hlc: int = 0
+    day_counter: dict[str, int] = field(default_factory=dict)
+
+    def write(self, kind: str, subject: str, body: dict[str, Any], at: datetime) -> Event:
+        self.hlc = HLC.tick(self.hlc, clock.ms(at))
+        self.seq += 1
+        ev = seal(id=new_id(clock.ms(at)), station=self.station_id, seq=self.seq, prev=self.prev, at=clock.iso(at),
+                  hlc=self.hlc, actor=self.actor.user_id, role=self.actor.role.value, org=self.org, kind=kind,
+                  subject=subject, body=body)
+        self.prev = ev.hash
+        return ev
+
+    def next_case_no(self, at: datetime) -> str:
+        day = f"{at:%Y%m%d}"
+        self.day_counter[day] = self.day_counter.get(day, 0) + 1
+        return f"{self.org}-{day}-01-{self.day_counter[day]:04d}"
+
+
+def _station(org: str, name: str, role: Role, login: str, person: str) -> SimStation:
+    return SimStation(new_id(), org, name, Actor(new_id(), role, org, person), hlc=0)
+
+
+def fake_person(rng: random.Random, today) -> tuple[str, str, str]:
+    name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+    birth = today - timedelta(days=rng.randint(18 * 365, 90 * 365))
+    first17 = f"330522{birth:%Y%m%d}{rng.randint(0, 999):03d}"
+    phone = "1" + rng.choice("3589") + "".join(str(rng.randint(0, 9)) for _ in range(9))
+    return name, first17 + id_check_char(first17), phone
+
+
+@dataclass(order=True)
+class Step:
+    at: datetime
+    order: int
+    station: SimStation = field(compare=False)
+    kind: str = field(compare=False)
+    case_id: str = field(compare=False)
+    body: dict[str, Any] = field(compare=False)
+
+
+class CasePlanner:
+    """Plans one case's history by running it through the real rules."""
+
+    def __init__(self, rng: random.Random, now: datetime, cal, stations: dict[str, SimStation]) -> None:
+        self.rng, self.now, self.cal, self.st = rng, now, cal, stations
+        self.counter = 0
+
+    def plan(self, item: Item, village: str, start: datetime) -> list[Step]:
+        rng = self.rng
+        case_id = new_id(clock.ms(start))
+        steps: list[Step] = []
+        view: CaseView | None = None
+        t = start
+        # Some cases stall part-way (waiting on the applicant or an office), so every open state has cases.
+        stop_after = rng.randint(1, 9) if rng.random() < 0.3 else 99
+
+        def act(station: SimStation, kind: str, body: dict[str, Any], gap_days: float) -> bool:
+            nonlocal view, t
+            t = t + timedelta(days=gap_days, minutes=rng.randint(5, 240))
+            if t > self.now or len(steps) >= stop_after:
+                return False
+            ev = Event("", station.station_id, 0, "", clock.iso(t), 0, station.actor.user_id,
+                       station.actor.role.value, station.org, kind, case_id, body)
+            view = lifecycle.apply(view, ev)  # the plan only contains what the rules allow
+            self.counter += 1
+            steps.append(Step(t, self.counter, station, kind, case_id, body))
+            return True
+
+        agent = self.st[village]
+        clerk = self.st[village[:9] + "000"]
+        county = self.st[COUNTY[0]]
+        name, idn, phone = fake_person(rng, start.date())
+        mats = [m.name for m in item.materials]
+        required = [m.name for m in item.materials if m.required]
+        complete = rng.random() < 0.7
+        received = mats if complete else [m for m in mats if rng.random() < 0.6]
+        body = {
+            "item": lifecycle.snapshot_item(item),
+            "applicant": {"name": name, "id_number": idn, "gender": "男" if int(idn[16]) % 2 else "女",
+                          "birth_date": f"{idn[6:10]}-{idn[10:12]}-{idn[12:14]}", "phone": phone},
+            "materials": {m: ("received" if m in received else "missing") for m in mats},
+            "received_at": clock.iso(start), "note": "", "case_no": "(numbered when written)",
+        }
+        act(agent, K.CASE_REGISTERED, body, 0)
+        roll = rng.random()
+        if roll < 0.03:
+            act(agent, K.CASE_VOIDED, {"reason": "申请人撤回申请", "entry_error": False}, rng.random())
+            return steps
+        if roll < 0.07:
+            act(agent, K.CASE_REFUSED, {"reason": "申请人不符合该事项的申请条件"}, rng.random())
+            return steps
+        missing = [m for m in required if m not in received]
+        if missing:
+            deadline = self.cal.add(t.date(), 30, TimeUnit.NATURAL).date.isoformat()
+            if not act(agent, K.CASE_NOTIFIED_MISSING, {"missing": missing, "opinion": "", "deadline": deadline},
+                       rng.random()):
+                return steps
+            if rng.random() < 0.1:
+                act(agent, K.CASE_LAPSED, {"opinion": "逾期未补正"}, rng.randint(40, 55))
+                return steps
+            if not act(agent, K.CASE_SUPPLEMENTED, {"materials": missing}, rng.uniform(1, 10)):
+                return steps
+        assert view is not None
+        rongque = [m.name for m in item.materials if m.rongque and view.materials.get(m.name) == "missing"]
+        if not act(agent, K.CASE_ACCEPTED, {"rongque": rongque, "opinion": ""}, rng.uniform(0, 1)):
+            return steps
+        holder = agent
+        if item.case_type is CaseType.IMMEDIATE:
+            decider = agent
+        else:
+            if rongque and not act(agent, K.CASE_SUPPLEMENTED, {"materials": rongque}, rng.uniform(1, 5)):
+                return steps
+            if not act(agent, K.CASE_FORWARDED, {"opinion": "材料齐全，同意上报"}, rng.uniform(0.5, 3)):
+                return steps
+            holder = clerk
+            if rng.random() < 0.06:
+                if not act(clerk, K.CASE_RETURNED, {"reason": "材料复印件不清晰，请重新提供"}, rng.uniform(1, 3)):
+                    return steps
+                if not act(agent, K.CASE_FORWARDED, {"opinion": "已重新提供"}, rng.uniform(1, 4)):
+                    return steps
+            if item.decide_level is Level.COUNTY:
+                if not act(clerk, K.CASE_FORWARDED, {"opinion": "经审核，同意上报"}, rng.uniform(1, 4)):
+                    return steps
+                holder = county
+            decider = holder
+        if view.state is State.IN_PROGRESS and decider is not agent and item.publicity and rng.random() < 0.6:
+            if not act(decider, K.CASE_SPECIAL_STARTED,
+                       {"procedure": "publicity", "reason": "入户调查后在村务公开栏公示", "days": 7},
+                       rng.uniform(1, 5)):
+                return steps
+            if not act(decider, K.CASE_SPECIAL_ENDED, {"result": "公示期满无异议"}, rng.uniform(7, 9)):
+                return steps
+        for dept in item.co_departments:
+            if not act(decider, K.CASE_CO_OPINION, {"department": dept, "agree": True, "opinion": "同意"},
+                       rng.uniform(1, 4)):
+                return steps
+        if view.outstanding_rongque:
+            act(decider, K.CASE_SUPPLEMENTED, {"materials": view.outstanding_rongque}, 0.1)
+        denied = rng.random() < 0.12
+        body = ({"outcome": "denied", "opinion": "经调查核实，家庭收入超过当地标准", "certificate": ""} if denied
+                else {"outcome": "approved", "opinion": "符合条件，准予", "certificate": ""})
+        if not act(decider, K.CASE_DECIDED, body, 0 if decider is agent else rng.uniform(2, 12)):
+            return steps
+        if not act(agent, K.CASE_DELIVERED, {"method": "窗口领取" if decider is agent else "村代办员代领"},
+                   0 if decider is agent else rng.uniform(1, 5)):
+            return steps
+        if rng.random() < 0.7:
+            level = rng.choices([5, 4, 3, 2, 1], [70, 20, 6, 3, 1])[0]
+            act(agent, K.CASE_RATED, {"level": level, "comment": "" if level > 3 else "等待时间较长"}, 0)
+            if rng.random() < 0.1:
+                act(agent, K.CASE_RATED, {"level": 5, "comment": "已解决，满意"}, rng.uniform(1, 10))
+        return steps
+
+
+def _demo_session(data: DataDir) -> Session:
+    if data.exists():
+        return unlock(data.root, "admin", DEMO_PIN)
+    s = init_station(data.root, org=COUNTY[0], name=f"{COUNTY[1]}政务服务中心", login="admin", role=Role.ADMIN,
+                     pin=DEMO_PIN, user_name="县管理员")
+    users.add_user(s, "shenpi", Role.REVIEWER, DEMO_PIN, "审批员")
+    return s
+
+
+def build_demo(
+    root: str | Path, *, cases: int, seed: int = 1, progress: Callable[[int], None] | None = None,
+    batch: int = 2000,
+) -> dict[str, Any]:
+    rng = random.Random(seed)
+    data = DataDir(root)
+    with _demo_session(data) as session:
+        now = clock.now()
+        sims = {COUNTY[0]: _station(COUNTY[0], "县政务服务中心窗口", Role.REVIEWER, "county", "县审批员")}
+        for org, name in TOWNSHIPS:
+            sims[org] = _station(org, f"{name}便民服务中心", Role.CLERK, f"clerk{org[6:9]}", f"{name}窗口员")
+        for org, name in VILLAGES:
+            sims[org] = _station(org, f"{name}便民服务室", Role.AGENT, f"agent{org[6:]}", f"{name}代办员")
+        start = now - timedelta(days=365)
+        first = []
+        for sim in sims.values():
+            a = sim.actor
+            first.append(sim.write(K.STATION_INITIALISED, sim.station_id,
+                                   {"org": sim.org, "name": sim.name, "station_no": 1}, start))
+            first.append(sim.write(K.USER_ADDED, a.user_id, {"user_id": a.user_id, "login": a.name, "name": a.name,
+                                                             "role": a.role.value, "org": sim.org}, start))
+        session.store.ingest(first)
+        items = [i for i in catalogs.current_catalog().items if i.village_may_accept]
+        planner = CasePlanner(rng, now, session.store.cases.calendar(), sims)
+        starts = sorted(start + timedelta(seconds=rng.uniform(0, 365 * 86400)) for _ in range(cases))
+        # Working hours only: a village room opens 8:30–17:30.
+        starts = [s.replace(hour=rng.randint(8, 17), minute=rng.randint(0, 59)) for s in starts]
+        steps: list[Step] = []
+        for n, s in enumerate(starts, 1):
+            steps.extend(planner.plan(rng.choice(items), rng.choice(VILLAGES)[0], s))
+            if progress and n % 1000 == 0:
+                progress(n)
+        steps.sort()
+        written = 0
+        events: list[Event] = []
+        for step in steps:
+            body = step.body
+            if step.kind == K.CASE_REGISTERED:
+                body = {**body, "case_no": step.station.next_case_no(step.at)}
+            events.append(step.station.write(step.kind, step.case_id, body, step.at))
+            if len(events) >= batch * 5:
+                written += session.store.ingest(events)
+                events = []
+        written += session.store.ingest(events)
+        states = dict(session.db.execute_sql("SELECT state, count(*) FROM case_view GROUP BY state").fetchall())
+    total = sum(states.values())
+    summary = (f"演示县已生成：{total} 件办件、{written} 条事件（{len(sims)} 个模拟工作站）。"
+               f"登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}。\n"
+               + "、".join(f"{State(k).label} {v}" for k, v in sorted(states.items())))
+    return {"cases": total, "events": written, "states": states, "summary": summary,
+            "logins": ["admin", "shenpi"], "pin": DEMO_PIN}
