@@ -39,7 +39,7 @@ class ChineseParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ChineseParser(prog="station", description="政务便民服务工作站（不带子命令时启动界面）")
+    p = ChineseParser(prog="station", description="政务便民服务工作站（命令行）")
     p.add_argument("--data-dir", type=Path, default=None, help="数据目录（默认 $STATION_DATA_DIR 或用户数据目录）")
     p.add_argument("--json", action="store_true", help="输出机器可读的 JSON")
     p.add_argument("--user", dest="login", default=None, help="登录名（默认 $STATION_USER；只有一个用户时可省略）")
@@ -158,12 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir or default_data_dir()
-    if args.command is None:
-        from station.ui import run_app  # only the UI imports Textual
-
-        return run_app(args.data_dir)
     if not hasattr(args, "func"):
-        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
+        # The terminal UI (no sub-command) is not built yet: show what the CLI offers.
+        parser.print_help()
+        return 0 if args.command is None else EXIT_USER_ERROR
     _setup_logging(args.data_dir)
     out = commands.Output(args.json)
     try:
