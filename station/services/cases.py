@@ -40,10 +40,13 @@ def _when(at: str | datetime | None) -> tuple[datetime, dict[str, Any]]:
 def get(session: Session, ref: str) -> CaseView:
     ref = ref.strip()
     db = session.db
-    row = db.execute_sql("SELECT case_id FROM case_view WHERE case_no = ? OR case_id = ?", (ref, ref)).fetchone()
-    if row is None:
+    rows = db.execute_sql("SELECT case_id FROM case_view WHERE case_no = ? OR case_id = ? LIMIT 2",
+                          (ref, ref)).fetchall()
+    if not rows:
         raise NotFoundError(f"没有找到办件“{ref}”，请核对办件编号")
-    view = session.store.cases.load(row[0])
+    if len(rows) > 1:
+        raise ValidationError(f"办件编号“{ref}”对应多件办件（工作站编号重复），请改用办件ID：{rows[0][0]}、{rows[1][0]}")
+    view = session.store.cases.load(rows[0][0])
     assert view is not None
     return view
 

@@ -29,7 +29,7 @@ STATEMENTS = [
     # One row per case: the fold of its events plus columns to filter and sort on.
     """CREATE TABLE case_view (
         case_id TEXT PRIMARY KEY,
-        case_no TEXT NOT NULL UNIQUE,
+        case_no TEXT NOT NULL,
         item_code TEXT NOT NULL,
         item_name TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -49,6 +49,9 @@ STATEMENTS = [
         updated_at TEXT NOT NULL,
         view TEXT NOT NULL
     )""",
+    # Not UNIQUE: two PCs misconfigured with the same station number could both issue a
+    # number; an INSERT OR REPLACE must never silently drop the other case.
+    "CREATE INDEX case_no ON case_view (case_no)",
     "CREATE INDEX case_state ON case_view (state, registered_at)",
     "CREATE INDEX case_holder ON case_view (holder_org, state)",
     "CREATE INDEX case_due ON case_view (due_date)",
