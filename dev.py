@@ -26,7 +26,7 @@ DEMO_CASES = 600
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before the venv exists
         sys.exit("需要 Python 3.11 或更高版本 / Python 3.11+ is required")
     if not PY.exists():
         print("creating .venv …", flush=True)

@@ -8,7 +8,7 @@ The rules that change it live in :mod:`schema.lifecycle`.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -176,7 +176,9 @@ class CaseView:
         return [m for m, s in self.materials.items() if s == MaterialStatus.RONGQUE]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # Same result as dataclasses.asdict (an independent deep copy), ~3x faster: asdict
+        # deep-copies every leaf and was the largest cost of appending an event (bench/store.py).
+        d = {name: _plain(getattr(self, name)) for name in _VIEW_FIELDS}
         d["state"] = self.state.value
         return d
 
@@ -186,3 +188,19 @@ class CaseView:
         d["state"] = State(d["state"])
         d["conflicts"] = [Conflict(**c) for c in d.get("conflicts", [])]
         return cls(**d)
+
+
+_VIEW_FIELDS = tuple(f.name for f in fields(CaseView))
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of the view's JSON-like data, with Conflict records as dicts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, Conflict):
+        return asdict(value)
+    return value

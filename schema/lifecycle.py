@@ -30,7 +30,7 @@ from schema.case import (
     Special,
     State,
 )
-from schema.errors import TransitionError
+from schema.errors import TransitionError, UserError
 from schema.events import Event
 from schema.org import Level, OrgCode, Role
 
@@ -209,6 +209,8 @@ def _apply_rule(view: CaseView, ev: Event) -> None:
     rule = RULES[ev.kind]
     _check_actor(view, ev, rule)
     b, at = ev.body, effective_at(ev)
+    if b.get("effective_at") and at < view.registered_at:  # 补录 cannot predate the case itself
+        _fail(f"补录的办理时间（{at[:16]}）不能早于收件时间（{view.registered_at[:16]}）")
     item = view.item
     kind = ev.kind
     if kind == K.CASE_ACCEPTED:
@@ -270,6 +272,8 @@ def _apply_rule(view: CaseView, ev: Event) -> None:
         _close(view, State.LAPSED, ResultCode.LAPSED, at)
     elif kind == K.CASE_REFUSED:
         _require_text(ev, "reason", "不予受理的理由")
+        if view.accepted_at is not None:  # awaiting 补正 after 受理: it ends by a decision or 补正不来
+            _fail("办件已受理，不能再不予受理；材料补不来时请按补正不来办结")
         _close(view, State.REFUSED, ResultCode.RETURNED, at)
     elif kind == K.CASE_FORWARDED:
         level = Level(view.holder_level)
@@ -343,7 +347,7 @@ def _apply_rule(view: CaseView, ev: Event) -> None:
         view.delivered_at = at
     elif kind == K.CASE_RATED:
         level = b.get("level")
-        if not isinstance(level, int) or not 1 <= level <= 5:
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5:
             _fail("评价等级应为1到5（5为非常满意）")
         if len(view.ratings) >= MAX_RATINGS:
             _fail("每件办件只能评价一次并追评一次")
@@ -391,10 +395,14 @@ def apply_or_conflict(view: CaseView | None, ev: Event) -> CaseView | None:
     try:
         return apply(view, ev)
     except TransitionError as e:
-        if view is None:
-            return None  # an action seen before its registration: refolded when it arrives
-        view.conflicts.append(Conflict(ev.id, ev.kind, ev.at, ev.actor, e.message))
-        return _touch(view, ev)
+        reason = e.message
+    except (UserError, ValueError, TypeError, KeyError, AttributeError) as e:
+        # Authentic but malformed (e.g. a list where a rule expects text): kept, never blocks the fold.
+        reason = f"事件内容无效（{type(e).__name__}）"
+    if view is None:
+        return None  # an action seen before its registration: refolded when it arrives
+    view.conflicts.append(Conflict(ev.id, ev.kind, ev.at, ev.actor, reason))
+    return _touch(view, ev)
 
 
 def fold(events: Iterable[Event]) -> CaseView | None:
@@ -427,5 +435,9 @@ def allowed_actions(view: CaseView, role: Role, org: str) -> list[Rule]:
                 continue
         if rule.kind == K.CASE_RATED and len(view.ratings) >= MAX_RATINGS:
             continue
+        if rule.kind in (K.CASE_ACCEPTED, K.CASE_REFUSED) and view.accepted_at is not None:
+            continue  # accepted, awaiting 补正: 受理/不予受理 are always refused
+        if rule.kind == K.CASE_VOIDED and role is not ADMIN and view.holder_org != view.intake_org:
+            continue  # forwarded: only the county admin may void it
         out.append(rule)
     return out

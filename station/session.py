@@ -108,10 +108,13 @@ def unlock(root: str | Path, login: str, pin: str) -> Session:
     cfg = data.load_config()
     slots = KeySlots.load(data.slots)
     user, key = slots.unlock(login, pin)
+    db = None
     try:
         db = open_database(data.db, key)
         migrate(db)
     except BaseException:
+        if db is not None and not db.is_closed():
+            db.close()  # don't keep the file open (and locked, on Windows) after a refused unlock
         key[:] = bytes(len(key))
         raise
     return Session(data, cfg, user, Store(db, cfg.station_id), slots, key)

@@ -137,10 +137,13 @@ class Chains:
         return ev
 
 
-def registration_body(code: str, received: list[str] | None = None, n: int = 1, **applicant: Any) -> dict:
+def registration_body(code: str, received: list[str] | None = None, n: int = 1, *,
+                      received_at: str | None = None, **applicant: Any) -> dict:
     names = material_names(code)
     received = names if received is None else received
+    extra = {"received_at": received_at} if received_at else {}
     return {
+        **extra,
         "case_no": f"{VILLAGE}-20260302-01-{n:04d}",
         "item": item(code),
         "applicant": {"name": "王秀英", "id_number": id_number(), "phone": "13800001234", **applicant},
@@ -157,11 +160,12 @@ class CaseSim:
     who: Who = AGENT
     received: list[str] | None = None
     case_id: str = "case-1"
+    received_at: str | None = None  # 补录: the date in the paper register
     view: CaseView = field(init=False)
     events: list[Event] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        ev = self.chains.build(K.CASE_REGISTERED, self.case_id, registration_body(self.code, self.received), self.who)
+        ev = self.chains.build(K.CASE_REGISTERED, self.case_id, registration_body(self.code, self.received, received_at=self.received_at), self.who)
         self.view = lifecycle.apply(None, ev)
         self.events.append(ev)
 
@@ -170,9 +174,8 @@ class CaseSim:
 
     def do(self, kind: str, who: Who, *, at: str | None = None, **body: Any) -> CaseView:
         """Apply an action that must be allowed."""
-        ev = self.event(kind, who, at=at, commit=False)
+        ev = self.event(kind, who, at=at, **body)
         self.view = lifecycle.apply(self.view, ev)
-        self.chains.build(kind, self.case_id, body, who, at=ev.at)  # commit the same event
         self.events.append(ev)
         return self.view
 

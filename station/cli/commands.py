@@ -84,6 +84,7 @@ def init(args, out: Output) -> None:
 def user_add(args, out: Output) -> None:
     role = parse_role(args.role)
     with _session(args) as s:
+        users.check_can_manage(s, role, "添加")
         pin = _secret("STATION_NEW_PIN", f"为 {args.new_login} 设置PIN：", confirm=True)
         info = users.add_user(s, args.new_login, role, pin, args.name)
     out.emit({"user_id": info.user_id, "login": info.login, "role": info.role.value},

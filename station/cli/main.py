@@ -146,9 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(data_dir: Path) -> None:
-    if not data_dir.is_dir():
+    path = (data_dir / "station.log").resolve()
+    root = logging.getLogger()
+    if not data_dir.is_dir() or any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
         return
-    handler = logging.FileHandler(data_dir / "station.log", encoding="utf-8")
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)

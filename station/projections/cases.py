@@ -131,9 +131,9 @@ class CaseProjection:
             if not in_order:
                 raise AssertionError("a local event must sort after everything already folded")
             view = lifecycle.apply(current, ev)
-        elif in_order:
+        elif in_order and current is not None:
             view = lifecycle.apply_or_conflict(current, ev)
-        else:
+        else:  # late, or the case is new here: actions may have arrived before their registration
             view = lifecycle.fold([*events_of(ev.subject), ev])
         if view is None:  # an action whose registration has not arrived yet
             return None

@@ -139,7 +139,8 @@ class CasePlanner:
             "materials": {m: ("received" if m in received else "missing") for m in mats},
             "received_at": clock.iso(start), "note": "", "case_no": "(numbered when written)",
         }
-        act(agent, K.CASE_REGISTERED, body, 0)
+        if not act(agent, K.CASE_REGISTERED, body, 0):
+            return steps
         roll = rng.random()
         if roll < 0.03:
             act(agent, K.CASE_VOIDED, {"reason": "申请人撤回申请", "entry_error": False}, rng.random())
@@ -245,7 +246,7 @@ def build_demo(
         planner = CasePlanner(rng, now, session.store.cases.calendar(), sims)
         starts = sorted(start + timedelta(seconds=rng.uniform(0, 365 * 86400)) for _ in range(cases))
         # Working hours only: a village room opens 8:30–17:30.
-        starts = [s.replace(hour=rng.randint(8, 17), minute=rng.randint(0, 59)) for s in starts]
+        starts = [min(s.replace(hour=rng.randint(8, 17), minute=rng.randint(0, 59)), now) for s in starts]
         steps: list[Step] = []
         for n, s in enumerate(starts, 1):
             steps.extend(planner.plan(rng.choice(items), rng.choice(VILLAGES)[0], s))

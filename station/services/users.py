@@ -21,13 +21,13 @@ def user_org(station_org: str, role: Role) -> str:
     return OrgCode(station_org).ancestor(role.level)
 
 
-def _check_manager(session: Session, role: Role, what: str) -> None:
+def check_can_manage(session: Session, role: Role, what: str) -> None:
     if not session.user.role.outranks(role):
         raise TransitionError(f"{session.user.role.label}不能{what}{role.label}账号，请由上级人员操作")
 
 
 def add_user(session: Session, login: str, role: Role, pin: str, name: str | None = None) -> SlotInfo:
-    _check_manager(session, role, "添加")
+    check_can_manage(session, role, "添加")
     check_role_for_station(role, session.config.org)
     display = check_person_name(name, label="用户姓名") if name else login
     validate_pin(pin)
@@ -47,7 +47,7 @@ def disable_user(session: Session, login: str) -> None:
     target = session.slots.find(login)
     if target.user_id == session.user.user_id:
         raise TransitionError("不能停用自己的账号")
-    _check_manager(session, target.role, "停用")
+    check_can_manage(session, target.role, "停用")
     with session.store.writing():
         session.store.record(session.actor, K.USER_DISABLED, target.user_id, {"user_id": target.user_id})
         session.slots.disable(login)
@@ -56,7 +56,7 @@ def disable_user(session: Session, login: str) -> None:
 def reset_pin(session: Session, login: str, new_pin: str) -> None:
     target = session.slots.find(login)
     if target.user_id != session.user.user_id:
-        _check_manager(session, target.role, "重置PIN：")
+        check_can_manage(session, target.role, "重置PIN：")
     with session.store.writing():
         session.store.record(session.actor, K.USER_PIN_RESET, target.user_id, {"user_id": target.user_id})
         session.slots.reset_pin(login, new_pin, session.data_key())

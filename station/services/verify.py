@@ -46,6 +46,8 @@ def _comparable(row: tuple) -> tuple:
 def verify_station(session: Session) -> Report:
     report = Report()
     report.problems += [f"数据库完整性：{p}" for p in integrity_problems(session.db)]
+    if report.problems:
+        return report  # damaged pages cannot be read; checking the log would only fail on them
     store = session.store
     events = list(store.events())
     report.events = len(events)

@@ -28,6 +28,9 @@ PRAGMAS = {
     "temp_store": "memory",  # no plaintext temporary files on disk
     "busy_timeout": 5000,
     "cipher_memory_security": "off",
+    # SQLCipher would print its own English log lines on stderr (e.g. on a failed page HMAC);
+    # errors reach the user as one Chinese message instead (translate_errors).
+    "cipher_log_level": "NONE",
 }
 
 
@@ -49,8 +52,12 @@ def open_database(path: Path, key: bytes | bytearray, *, create: bool = False) -
     db = SqlCipherDatabase(str(path), passphrase=key_pragma(key), pragmas=PRAGMAS, autoconnect=False)
     with translate_errors():
         db.connect()
-        # The first read is where a wrong key or a damaged header shows up.
-        db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            # The first read is where a wrong key or a damaged header shows up.
+            db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
     return db
 
 
@@ -74,7 +81,12 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except (DatabaseError, OperationalError, sqlcipher3.DatabaseError, sqlite3.DatabaseError) as e:
-        raise DatabaseProblem(describe(e)) from e
+        # After SQLITE_FULL (and some I/O errors) SQLite has already rolled the transaction back,
+        # so the rollback on the way out fails and hides the real cause: report that cause.
+        cause: BaseException = e
+        while "no transaction is active" in str(cause) and cause.__context__ is not None:
+            cause = cause.__context__
+        raise DatabaseProblem(describe(cause)) from e
     except OSError as e:
         if e.errno == 28:  # ENOSPC
             raise DatabaseProblem(describe(Exception("disk full"))) from e
@@ -87,6 +99,8 @@ def integrity_problems(db: SqlCipherDatabase) -> list[str]:
     with translate_errors():
         for (row,) in db.execute_sql("PRAGMA cipher_integrity_check").fetchall():
             problems.append(str(row))
+        if problems:  # pages that fail their HMAC cannot be read: quick_check would only raise on them
+            return problems
         rows = [r[0] for r in db.execute_sql("PRAGMA quick_check").fetchall()]
     if rows != ["ok"]:
         problems.extend(rows)

@@ -1,0 +1,50 @@
+"""Shared setup: cheap key derivation for every test, and the helpers module importable."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Key slots use a cheap Argon2id in tests (set before anything derives a key).
+os.environ["STATION_KDF_COST"] = "low"
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # `from tests.helpers import …` with --import-mode=importlib
+    sys.path.insert(0, _ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _low_kdf(monkeypatch):
+    monkeypatch.setenv("STATION_KDF_COST", "low")
+    for name in ("STATION_PIN", "STATION_NEW_PIN", "STATION_USER", "STATION_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """Pin the station clock: ``now("2026-03-05T10:00")`` (CST); starts at helpers.T0."""
+    from tests.helpers import T0
+
+    def set_now(iso: str) -> None:
+        monkeypatch.setenv("STATION_NOW", iso)
+
+    set_now(T0)
+    return set_now
+
+
+@pytest.fixture
+def cli_logging():
+    """Undo what in-process ``station.cli.main.main`` calls add: a station.log handler per call."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+            h.close()
+    root.setLevel(level)
