@@ -9,6 +9,7 @@ Station part: :func:`make_station` creates a real encrypted station in a directo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -210,3 +211,11 @@ def case_count(session) -> int:
 
 def case_rows(session) -> list[tuple]:
     return session.db.execute_sql("SELECT * FROM case_view ORDER BY case_id").fetchall()
+
+
+LONG_TESTS = os.environ.get("STATION_LONG_TESTS") == "1"
+
+
+def scaled(n: int) -> int:
+    """Example counts for property tests: ×20 in the long mode (STATION_LONG_TESTS=1)."""
+    return n * 20 if LONG_TESTS else n

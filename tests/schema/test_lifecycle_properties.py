@@ -42,6 +42,7 @@ from tests.helpers import (
     Chains,
     Who,
     registration_body,
+    scaled,
 )
 
 ITEMS = [PENSION, DIBAO, DISABLED_SUBSIDY, HOMESTEAD, MEDICAL, BIRTH, LAND, ID_CARD, OLD_AGE_CARD]
@@ -215,7 +216,7 @@ class CaseMachine(RuleBasedStateMachine):
             assert lifecycle.fold(self.history.events[case_id]).to_dict() == view.to_dict()
 
 
-CaseMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
+CaseMachine.TestCase.settings = settings(max_examples=scaled(60), stateful_step_count=30, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])
 TestCaseMachine = CaseMachine.TestCase
 
@@ -239,7 +240,7 @@ def _fold_by_case(events: list[Event]) -> dict[str, dict]:
     return {cid: lifecycle.fold(evs).to_dict() for cid, evs in by_case.items()}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_arrival_order_folds_to_the_same_cases(data):
     h = _history(data.draw, cases=data.draw(st.integers(1, 3)), steps=data.draw(st.integers(0, 40)),
@@ -308,7 +309,7 @@ def test_malformed_registrations_never_break_the_fold():
         lifecycle.apply(None, chains.build(K.CASE_REGISTERED, "c", good, ADMIN))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_broken_rules_become_conflicts_and_never_raise(data):
     h = _history(data.draw, cases=2, steps=0, keep_refused=True)

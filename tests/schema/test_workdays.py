@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 
 from schema.errors import ValidationError
 from schema.workdays import MAX_SEARCH_DAYS, Deadline, TimeUnit, WorkCalendar
+from tests.helpers import scaled
 
 W = TimeUnit.WORKDAY
 N = TimeUnit.NATURAL
 CAL = WorkCalendar()  # shared: its per-year tables are the point of the speed test
 
 # Building a year table the first time takes milliseconds; that is not what hypothesis should time.
-props = settings(deadline=None, max_examples=150)
+props = settings(deadline=None, max_examples=scaled(150))
 
 dates_2000_2100 = st.dates(date(2000, 1, 1), date(2100, 12, 31))
 pause_lists = st.lists(
