@@ -27,7 +27,9 @@ OUT = ROOT / "bench" / "out"  # git-ignored
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 # A fixed "now" (a Monday in 2026) so dates, due dates and case numbers are deterministic.
-STATION_NOW = "2026-06-15T10:00:00+08:00"
+# Late in the day on purpose: build_demo plans cases "today" between 08:00 and ~22:00, and a
+# case planned after "now" used to crash it; at 23:00 every planned case is in the past.
+STATION_NOW = "2026-06-15T23:00:00+08:00"
 
 
 def setup_env() -> None:
@@ -141,10 +143,19 @@ def machine_info() -> dict[str, str]:
     }
 
 
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def machine_line() -> str:
     m = machine_info()
-    return (f"{m['cores']} cores ({m['cpu']}), Python {m['python']}, SQLCipher/SQLite {m['sqlite']}, "
-            f"{m['os']}, measured {m['date']}")
+    return (
+        f"{m['cores']} cores ({m['cpu']}), Python {m['python']}, SQLCipher/SQLite {m['sqlite']}, "
+        f"{m['os']}, measured {m['date']}"
+    )
 
 
 # -- the demo county, cached ---------------------------------------------------------
@@ -170,8 +181,18 @@ def demo_dir(cases: int, *, seed: int = 1, log: Callable[[str], None] = print) -
     t = time.perf_counter()
     result = build_demo(path, cases=cases, seed=seed)
     took = time.perf_counter() - t
-    marker.write_text(json.dumps({"cases": result["cases"], "events": result["events"], "build_s": round(took, 1),
-                                  "station_now": STATION_NOW, "seed": seed}, ensure_ascii=False))
+    marker.write_text(
+        json.dumps(
+            {
+                "cases": result["cases"],
+                "events": result["events"],
+                "build_s": round(took, 1),
+                "station_now": STATION_NOW,
+                "seed": seed,
+            },
+            ensure_ascii=False,
+        )
+    )
     log(f"built in {took:.0f} s: {result['cases']} cases, {result['events']} events")
     return path
 
@@ -194,18 +215,30 @@ tests.
 """
 
 
-def update_section(title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace the ``## {title}`` section of BENCHMARKS.md (or append it), keeping the others."""
+def update_section(
+    title: str, body: str, path: Path = BENCHMARKS_MD, *, keep_from: str | None = None
+) -> None:
+    """Replace the ``## {title}`` section of BENCHMARKS.md (or append it), keeping the others.
+
+    With ``keep_from`` (a heading such as ``### Analysis``), the old section's text from
+    that heading on is hand-written and is carried over below the new body.
+    """
     text = path.read_text(encoding="utf-8") if path.exists() else INTRO
-    block = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
+    old = pattern.search(text)
+    kept = ""
+    if old and keep_from:
+        i = old.group(0).find("\n" + keep_from)
+        if i >= 0:
+            kept = old.group(0)[i:].strip()
+    block = f"## {title}\n\n{body.strip()}\n" + (f"\n{kept}\n" if kept else "")
+    if old:
         text = pattern.sub(lambda _m: block + "\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
-def command_line() -> str:
+def command_line(module: str) -> str:
     args = " ".join(sys.argv[1:])
-    return f".venv/bin/python -m bench.store {args}".strip()
+    return f".venv/bin/python -m {module} {args}".strip()

@@ -33,6 +33,3 @@ def receive(last: int, remote: int, now_ms: int) -> int:
     """Advance the local clock past a timestamp received from another station."""
     return tick(max(last, remote), now_ms)
 
-
-def wall_ms(hlc: int) -> int:
-    return hlc >> COUNTER_BITS

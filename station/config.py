@@ -8,7 +8,6 @@ numbers. Secrets live in the key slots and the encrypted database.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,12 +91,3 @@ class DataDir:
         data = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         atomic_write(self.config, data)
 
-
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-
-
-def check_url(url: str) -> str:
-    url = url.strip()
-    if url and not _URL.match(url):
-        raise ValidationError("县中心地址应以 http:// 或 https:// 开头", field="county_url")
-    return url

@@ -12,9 +12,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
 
-from schema import events as K
 from schema import lifecycle
 from schema.case import CaseView, State
 from schema.events import Event
@@ -167,11 +165,3 @@ class CaseProjection:
                 out[cid] = view
         return out
 
-
-def is_registration(ev: Event) -> bool:
-    return ev.kind == K.CASE_REGISTERED
-
-
-def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    names = [c.strip() for c in VIEW_COLUMNS.split(",")]
-    return dict(zip(names, row, strict=True))
