@@ -172,37 +172,60 @@ def _end_pause(view: CaseView, at: str) -> None:
         view.pauses[-1][1] = at
 
 
-def register(ev: Event) -> CaseView:
+def register(ev: Event) -> tuple[CaseView, list[str]]:
+    """The case as its registration creates it, and what is wrong with the registration.
+
+    Never raises for an authentic event, so a bad registration received by
+    sync stays visible (as conflicts) instead of hiding the case and all that
+    was done to it. An advise-only item registered at a village is already a
+    conflict on the view; the other problems are returned for the caller.
+    """
     b = ev.body
-    item = b.get("item") or {}
+    problems: list[str] = []
+    advice_only = False
+    item = b.get("item") if isinstance(b.get("item"), dict) else {}
     if not b.get("case_no") or not item.get("code"):
-        raise TransitionError("办件登记缺少办件编号或事项")
-    role = Role(ev.role)
-    level = OrgCode(ev.org).level
-    if role not in INTAKE_ROLES:
-        raise TransitionError(f"{role.label}不能登记办件")
-    given = b.get("materials") or {}
-    # every material of the item has a status; anything not ticked as received is missing
-    statuses = {m["name"]: MaterialStatus(given.get(m["name"], "missing")).value for m in item.get("materials", [])}
+        problems.append("办件登记缺少办件编号或事项")
+    try:
+        role, level = Role(ev.role), OrgCode(ev.org).level.value
+        if role not in INTAKE_ROLES:
+            problems.append(f"{role.label}不能登记办件")
+        elif level == Level.VILLAGE and not item.get("village_may_accept", True):
+            advice_only = True
+    except (UserError, ValueError):
+        level = ""
+        problems.append("操作人的角色或单位无效")
+    given = b.get("materials") if isinstance(b.get("materials"), dict) else {}
+    statuses = {}
+    listed = item.get("materials") if isinstance(item.get("materials"), list) else []
+    for m in listed:  # every material has a status; not ticked as received = missing
+        name = m.get("name") if isinstance(m, dict) else None
+        if not isinstance(name, str):
+            problems.append("事项材料清单格式无效")
+            continue
+        status = given.get(name, MaterialStatus.MISSING)
+        if not isinstance(status, str) or status not in MaterialStatus._value2member_map_:
+            problems.append(f"材料“{name}”的状态无效")
+            status = MaterialStatus.MISSING
+        statuses[name] = MaterialStatus(status).value
     view = CaseView(
         case_id=ev.subject,
-        case_no=b["case_no"],
+        case_no=str(b.get("case_no") or ev.subject),
         item=item,
-        applicant=dict(b.get("applicant") or {}),
+        applicant=dict(b.get("applicant") or {}) if isinstance(b.get("applicant"), dict) else {},
         materials=statuses,
         state=State.RECEIVED,
         intake_org=ev.org,
-        intake_level=level.value,
+        intake_level=level,
         holder_org=ev.org,
-        holder_level=level.value,
-        registered_at=b.get("received_at") or ev.at,
+        holder_level=level,
+        registered_at=str(b.get("received_at") or ev.at),
         registered_by=ev.actor,
         note=str(b.get("note") or ""),
     )
-    if level is Level.VILLAGE and not item.get("village_may_accept", True):
-        # Kept (nothing typed is lost) but flagged: the catalog says villages only advise on it.
+    if advice_only:  # kept but flagged: the catalog says villages only advise on this item
         view.conflicts.append(Conflict(ev.id, ev.kind, ev.at, ev.actor, "该事项村级仅可咨询，不能在村级登记办件"))
-    return view
+    return view, problems
 
 
 def _apply_rule(view: CaseView, ev: Event) -> None:
@@ -374,7 +397,10 @@ def apply(view: CaseView | None, ev: Event) -> CaseView:
     if ev.kind == K.CASE_REGISTERED:
         if view is not None:
             raise TransitionError("该办件已登记，不能重复登记")
-        return _touch(register(ev), ev)
+        created, problems = register(ev)
+        if problems:
+            raise TransitionError(problems[0])
+        return _touch(created, ev)
     if view is None:
         raise TransitionError("尚未收到该办件的登记信息")
     if ev.kind in AUDIT_KINDS:
@@ -400,6 +426,10 @@ def apply_or_conflict(view: CaseView | None, ev: Event) -> CaseView | None:
         # Authentic but malformed (e.g. a list where a rule expects text): kept, never blocks the fold.
         reason = f"事件内容无效（{type(e).__name__}）"
     if view is None:
+        if ev.kind == K.CASE_REGISTERED:  # kept, with its problems as conflicts
+            created, problems = register(ev)
+            created.conflicts.extend(Conflict(ev.id, ev.kind, ev.at, ev.actor, p) for p in problems)
+            return _touch(created, ev)
         return None  # an action seen before its registration: refolded when it arrives
     view.conflicts.append(Conflict(ev.id, ev.kind, ev.at, ev.actor, reason))
     return _touch(view, ev)
