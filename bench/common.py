@@ -8,17 +8,22 @@ that produced them.
 
 from __future__ import annotations
 
+import cProfile
 import datetime as _dt
+import io
 import json
 import os
 import platform
+import pstats
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,3 +247,32 @@ def update_section(
 def command_line(module: str) -> str:
     args = " ".join(sys.argv[1:])
     return f".venv/bin/python -m {module} {args}".strip()
+
+
+# -- small tools shared by the benchmark scripts ----------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def scratch_dir(prefix: str):
+    OUT.mkdir(parents=True, exist_ok=True)  # same disk as the data, not a tmpfs
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=OUT))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run_profiled(fn: Callable[[], object], top: int = 25) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+        print(f"==== top {top} by {key} ====")
+        print(buf.getvalue())

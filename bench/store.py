@@ -21,23 +21,16 @@ and prints the top functions instead of the table.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import functools
 import gc
-import io
 import os
-import pstats
 import random
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench import common as C
-from bench.common import Result
+from bench.common import Result, log, run_profiled, scratch_dir
 
 C.setup_env()  # before anything reads the environment
 
@@ -72,27 +65,13 @@ GOAL_FOLD_EPS = 20_000
 GOAL_UNLOCK = (0.2, 0.5)
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def scratch_dir(prefix: str):
-    C.OUT.mkdir(parents=True, exist_ok=True)  # same disk as the data, not a tmpfs
-    d = Path(tempfile.mkdtemp(prefix=prefix, dir=C.OUT))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def _event_ddl() -> list[str]:
     """The event table and its indexes, copied from the initial migration."""
     import importlib.util
 
-    from station.store.migrations import __path__ as mig
+    from station.store.migrate import MIGRATIONS
 
-    spec = importlib.util.spec_from_file_location("m0001", Path(list(mig)[0]) / "0001_initial.py")
+    spec = importlib.util.spec_from_file_location("m0001", MIGRATIONS / "0001_initial.py")
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(mod)
@@ -500,21 +479,6 @@ def _count_cases(data: DataDir, key: bytearray) -> int:
         return db.execute_sql("SELECT count(*) FROM case_view").fetchone()[0]
     finally:
         db.close()
-
-
-# -- profiling ---------------------------------------------------------------------------
-
-
-def run_profiled(fn: Callable[[], object], top: int = 25) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    for key in ("tottime", "cumulative"):
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(top)
-        print(f"==== top {top} by {key} ====")
-        print(buf.getvalue())
 
 
 # -- main ----------------------------------------------------------------------------------

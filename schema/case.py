@@ -11,6 +11,8 @@ import enum
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from schema.choices import parse_choice
+
 
 class State(enum.StrEnum):
     RECEIVED = "received"  # 待受理: registered, materials checked, not yet accepted
@@ -34,13 +36,7 @@ class State(enum.StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> State:
-        for s in cls:
-            if text in (s.value, s.label):
-                return s
-        from schema.errors import ValidationError
-
-        names = "、".join(f"{s.label}({s.value})" for s in cls)
-        raise ValidationError(f"未知状态“{text}”，可选：{names}", field="state")
+        return parse_choice(cls, text, unknown="未知状态", field="state")
 
 
 STATE_LABELS = {

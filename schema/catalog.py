@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from schema import canonical
+from schema.choices import parse_choice
 from schema.errors import NotFoundError, ValidationError
 from schema.org import Level, OrgCode
 from schema.workdays import TimeUnit
@@ -55,14 +56,8 @@ class CaseType(enum.StrEnum):
     @classmethod
     def parse(cls, text: str) -> CaseType:
         """Accept the English id or the Chinese label (with or without the trailing 件)."""
-        t = str(text).strip()
-        for ct in cls:
-            if t.lower() == ct.value or t in (ct.label, ct.label.removesuffix("件")):
-                return ct
-        if t == "并联件":  # an older name for 联办件 (domain.md §3.1)
-            return cls.JOINT
-        names = "、".join(ct.label for ct in cls)
-        raise ValidationError(f"未知的办件类型“{text}”，可选：{names}", field="case_type")
+        aliases = {ct.label.removesuffix("件"): ct for ct in cls} | {"并联件": cls.JOINT}  # 并联件: older name
+        return parse_choice(cls, text, unknown="未知的办件类型", field="case_type", aliases=aliases)
 
 
 _CASE_TYPE_LABELS = {
@@ -89,21 +84,11 @@ class MaterialForm(enum.StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> MaterialForm:
-        t = str(text).strip()
-        for mf in cls:
-            if t.lower() == mf.value or t == mf.label:
-                return mf
-        names = "、".join(mf.label for mf in cls)
-        raise ValidationError(f"未知的材料形式“{text}”，可选：{names}", field="form")
+        return parse_choice(cls, text, unknown="未知的材料形式", field="form")
 
 
 def _parse_level(text: Any) -> Level:
-    t = str(text).strip()
-    for level in Level:
-        if t.lower() == level.value or t == level.label:
-            return level
-    names = "、".join(lv.label for lv in Level)
-    raise ValidationError(f"未知的层级“{text}”，可选：{names}", field="decide_level")
+    return parse_choice(Level, text, unknown="未知的层级", field="decide_level")
 
 
 def _is_int(value: Any) -> bool:

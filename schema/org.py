@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from schema.choices import parse_choice
 from schema.errors import ValidationError
 
 
@@ -73,12 +74,7 @@ ROLE_LABELS = {
 
 def parse_role(text: str) -> Role:
     """Accept the English id or the Chinese label."""
-    t = text.strip()
-    for role in Role:
-        if t in (role.value, role.label):
-            return role
-    names = "、".join(f"{r.label}({r.value})" for r in Role)
-    raise ValidationError(f"未知角色“{text}”，可选：{names}", field="role")
+    return parse_choice(Role, text, unknown="未知角色", field="role")
 
 
 @dataclass(frozen=True, slots=True)

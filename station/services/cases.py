@@ -10,6 +10,7 @@ from typing import Any
 
 from schema import events as K
 from schema.case import CaseView, MaterialStatus, Outcome, Special, State
+from schema.choices import parse_choice
 from schema.errors import NotFoundError, ValidationError
 from schema.ids import new_id
 from schema.lifecycle import snapshot_item
@@ -197,19 +198,13 @@ def reveal_id_number(session: Session, ref: str) -> str:
 
 
 def _parse_outcome(text: str) -> Outcome:
-    t = text.strip()
-    for o in Outcome:
-        if t in (o.value, o.label) or (o is Outcome.APPROVED and t in ("通过", "准予许可", "同意")):
-            return o
-    raise ValidationError("决定结果请填写：准予（approved）或 不予批准（denied）", field="outcome")
+    aliases = dict.fromkeys(("通过", "准予许可", "同意"), Outcome.APPROVED)
+    return parse_choice(Outcome, text, unknown="未知的决定结果", field="outcome", aliases=aliases)
 
 
 def _parse_special(text: str) -> Special:
-    t = text.strip()
-    for s in Special:
-        if t in (s.value, s.label) or t == s.label.replace("审批", ""):
-            return s
-    raise ValidationError("特别程序种类可选：延长审批、公示、核查、其他特别程序", field="procedure")
+    aliases = {s.label.replace("审批", ""): s for s in Special}  # 延长 for 延长审批
+    return parse_choice(Special, text, unknown="未知的特别程序种类", field="procedure", aliases=aliases)
 
 
 def states_for(text: str | None) -> list[str] | None:
