@@ -39,6 +39,8 @@ USER_ADDED = "user.added"
 USER_DISABLED = "user.disabled"
 USER_PIN_RESET = "user.pin_reset"
 STATION_INITIALISED = "station.initialised"
+STATION_ENROLLED = "station.enrolled"  # county-published: the station registry
+STATION_REVOKED = "station.revoked"  # county-published: a station may no longer sync
 CATALOG_PUBLISHED = "catalog.published"
 CALENDAR_SET = "calendar.set"
 
