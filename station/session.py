@@ -8,7 +8,7 @@ the database and wipes the key.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schema import events as K
@@ -31,7 +31,7 @@ class Session:
     user: SlotInfo
     store: Store
     slots: KeySlots
-    _key: bytearray
+    _key: bytearray = field(repr=False)  # never in a repr, a log line or a traceback's locals
 
     @property
     def actor(self) -> Actor:
@@ -44,6 +44,29 @@ class Session:
 
     def data_key(self) -> bytearray:
         return self._key
+
+    def fork(self) -> Session:
+        """A second Session on the same data directory with its OWN database connection and Store.
+
+        For work on another thread (the UI runs a sync on a worker thread while the session
+        thread keeps serving screens): call it ON that thread — peewee connections belong to the
+        thread that opened them — and close it there when done. It holds its own copy of the
+        data key, wiped by its ``close``. Both connections may write: every write is one
+        ``BEGIN IMMEDIATE`` transaction, and each Store drops its caches when the other commits.
+        """
+        key = bytearray(self._key)
+        db = None
+        try:
+            db = open_database(self.data.db, key)
+            migrate(db)
+            config = self.data.load_config()
+            return Session(self.data, config, self.user, Store(db, config.station_id),
+                           KeySlots.load(self.data.slots), key)
+        except BaseException:
+            if db is not None and not db.is_closed():
+                db.close()
+            key[:] = bytes(len(key))
+            raise
 
     def close(self) -> None:
         """Lock: close the database and forget the key (best effort in Python)."""

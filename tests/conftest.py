@@ -48,3 +48,36 @@ def cli_logging():
             root.removeHandler(h)
             h.close()
     root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL cluster for the whole run (sync.server.pgcluster).
+
+    Without PostgreSQL installed its tests are skipped — except under CI (``CI`` set), where
+    they fail: ``.ci/run`` installs it.
+    """
+    from sync.server.pgcluster import PgCluster
+
+    cluster = PgCluster()
+    if not cluster.available:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run should have installed it")
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def county_db_url(request, tmp_path):
+    """A fresh, empty county-center database URL on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'county.db'}"
+        return
+    import uuid
+
+    cluster = request.getfixturevalue("pg")
+    name = "t_" + uuid.uuid4().hex[:12]
+    yield cluster.create_database(name)
+    cluster.drop_database(name)

@@ -292,6 +292,114 @@ def demo_data(args, out: Output) -> None:
 
     if not 0 <= args.cases <= 100_000:
         raise ValidationError("演示办件数量应在0到100000之间")
+    if args.county:
+        from station.services.demo_county import build_demo_county
+
+        if (args.data_dir / "county.db").exists():
+            raise ValidationError(f"{args.data_dir} 中已有演示县中心，请换一个空目录")
+        result = build_demo_county(args.data_dir, cases=args.cases, seed=args.seed)
+        out.emit(result, result["summary"] + f"\n县中心数据库：{result['county_db']}\n工作站数据目录：{result['station_dir']}")
+        return
     result = build_demo(args.data_dir, cases=args.cases, seed=args.seed,
                         progress=None if args.json else lambda n: print(f"\r已生成 {n} 件", end="", file=sys.stderr))
     out.emit(result, "\n" + result["summary"])
+
+
+# -- sync with the county ---------------------------------------------------------------------
+
+EXIT_REFUSED = 2
+EXIT_OFFLINE = 3
+
+
+def _offline(out: Output, e: UserError) -> int:
+    out.error(e)
+    return EXIT_OFFLINE
+
+
+def enroll(args, out: Output) -> int:
+    from station.replication import enroll as enrolling
+    from sync.client import Offline
+
+    modes = [bool(args.server), bool(args.request_file), bool(args.response_file)]
+    if sum(modes) != 1:
+        raise ValidationError("请选择一种登记方式：--server 地址 --code 登记码（在线），"
+                              "--request-file 文件 --code 登记码（离线申请），或 --response-file 文件（应用答复）")
+    if (args.server or args.request_file) and not args.code:
+        raise ValidationError("请用 --code 提供县中心管理员给出的登记码")
+    if args.response_file and args.code:
+        raise ValidationError("应用答复文件时不需要 --code（登记码已记在申请中）")
+    with _session(args) as s:
+        if args.request_file:
+            path = enrolling.write_request(s, args.request_file, args.code)
+            out.emit({"request_file": str(path)},
+                     f"已写入登记申请文件 {path}。请用U盘交给县中心管理员，拿回答复文件后运行："
+                     f"station enroll --response-file 答复文件")
+            return 0
+        try:
+            if args.response_file:
+                result = enrolling.apply_response_file(s, args.response_file)
+            else:
+                result = enrolling.enroll_online(s, args.server, args.code)
+        except Offline as e:
+            return _offline(out, e)
+    out.emit(result.to_dict(), result.text())
+    return 0
+
+
+def _progress_printer():
+    last: dict[str, tuple[int, int | None]] = {}
+
+    def show(stage: str, done: int, total: int | None) -> None:
+        if last.get(stage) == (done, total):
+            return
+        last[stage] = (done, total)
+        print(f"[{stage}] {done}/{total}" if total is not None else f"[{stage}] {done}", flush=True)
+
+    return show
+
+
+def sync(args, out: Output) -> int:
+    from station.replication.runner import sync_now
+
+    with _session(args) as s:
+        report = sync_now(s, progress=None if args.json else _progress_printer(), url=args.server,
+                          retry_blocked=args.retry)
+    out.emit(report.to_dict(), report.summary)
+    if report.messages:
+        print("错误：" + "；".join(report.messages), file=sys.stderr)
+    return report.exit_code
+
+
+def sync_status(args, out: Output) -> None:
+    from station.replication.runner import history
+    from station.replication.status import sync_status as status
+
+    with _session(args) as s:
+        st = status(s)
+        rows = history(s, args.history) if args.history else []
+    data = {**st.to_dict(), "history": rows}
+    lines = [st.text()]
+    for r in rows:
+        lines.append(f"  {r['started_at'][:16].replace('T', ' ')}  {r['outcome']:<11} 上传 {r['pushed']} "
+                     f"下载 {r['pulled']}  {r['message']}")
+    out.emit(data, "\n".join(lines))
+
+
+def bundle_export(args, out: Output) -> None:
+    from station.replication.bundles import export_bundle
+
+    with _session(args) as s:
+        result = export_bundle(s, args.path)
+    out.emit(result.to_dict(), result.text())
+
+
+def bundle_import(args, out: Output) -> int:
+    from station.replication.bundles import import_path
+
+    with _session(args) as s:
+        result = import_path(s, args.path)
+    out.emit(result.to_dict(), result.text())
+    if result.problems:
+        print("错误：" + "；".join(result.problems), file=sys.stderr)
+        return EXIT_REFUSED
+    return 0

@@ -1,4 +1,4 @@
-"""``station``: the headless command line (the same operations as the UI).
+"""``station``: the terminal UI (no sub-command) and the headless command line (the same operations).
 
 Errors are one Chinese line on stderr and a non-zero exit code; nothing a
 user types produces a traceback. Unexpected failures are logged to the data
@@ -16,10 +16,34 @@ import traceback
 from pathlib import Path
 
 from schema.errors import UserError
-from station.cli import commands
+
+
+class _LazyCommands:
+    """``station.cli.commands``, imported only when a sub-command runs.
+
+    It pulls in the services, peewee and SQLCipher (about half a second); starting the
+    terminal UI must not wait for them before its first frame.
+    """
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            from station.cli import commands as real
+
+            return getattr(real, name)(*args, **kwargs)
+
+        return call
+
+
+commands = _LazyCommands()
 
 EXIT_USER_ERROR = 2
+EXIT_OFFLINE = 3
 EXIT_INTERNAL = 70
+
+SYNC_EXIT_CODES = """退出码：
+  0  全部完成
+  2  县中心拒收了部分内容、本站已被注销，或输入/文件有误（原因见错误提示）
+  3  无法连接县中心（本机数据已保存，网络恢复后再同步即可）"""
 
 
 def default_data_dir() -> Path:
@@ -39,7 +63,8 @@ class ChineseParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ChineseParser(prog="station", description="政务便民服务工作站（命令行）")
+    p = ChineseParser(prog="station", description="政务便民服务工作站。不带命令运行时打开终端界面；带命令时在命令行中执行该操作",
+                      epilog="例：station --data-dir D（打开终端界面）；station --data-dir D case list（命令行）")
     p.add_argument("--data-dir", type=Path, default=None, help="数据目录（默认 $STATION_DATA_DIR 或用户数据目录）")
     p.add_argument("--json", action="store_true", help="输出机器可读的 JSON")
     p.add_argument("--user", dest="login", default=None, help="登录名（默认 $STATION_USER；只有一个用户时可省略）")
@@ -137,10 +162,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text")
     s.set_defaults(func=commands.case_search)
 
+    s = sub.add_parser(
+        "enroll", help="登记到县中心（登记码由县中心管理员提供）",
+        description="在线登记：station enroll --server 县中心地址 --code 登记码\n"
+                    "离线登记：station enroll --request-file 文件 --code 登记码（生成申请文件，用U盘交给县中心），\n"
+                    "          再用 station enroll --response-file 答复文件 应用县中心的答复",
+        epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--server", default=None, help="县中心地址，如 https://county.example.cn")
+    s.add_argument("--code", default=None, help="一次性登记码，如 K7QX-M2PD-9TRW")
+    s.add_argument("--request-file", type=Path, default=None, help="离线登记：写出登记申请文件")
+    s.add_argument("--response-file", type=Path, default=None, help="离线登记：应用县中心的答复文件")
+    s.set_defaults(func=commands.enroll)
+    s = sub.add_parser(
+        "sync", help="与县中心同步：先上传本站记录，再下载县中心数据",
+        description="与县中心同步：上传本站未同步的记录（乡镇站同时转交下级站的数据），再下载县中心的数据。\n"
+                    "中途断网或关机不会丢失或重复任何记录，再次同步会从中断处继续。",
+        epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--server", default=None, help="县中心地址（默认用登记时的地址；指定后会记住）")
+    s.add_argument("--retry", action="store_true", help="重试此前被县中心拒收而暂停的上传")
+    s.set_defaults(func=commands.sync)
+    s = sub.add_parser("sync-status", help="显示同步状态：在线/离线、上次同步、待上传条数、时钟偏差")
+    s.add_argument("--history", type=int, default=0, metavar="N", help="同时列出最近N次同步记录")
+    s.set_defaults(func=commands.sync_status)
+    b = sub.add_parser("bundle", help="U盘同步文件（无网络时用）").add_subparsers(
+        dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = b.add_parser("export", help="把本站待上传的记录（乡镇站还有给下级站的回执）写到U盘",
+                     epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("path", metavar="PATH", help="U盘上的文件夹（或文件名）")
+    s.set_defaults(func=commands.bundle_export)
+    s = b.add_parser("import", help="导入U盘上的同步文件：下级站的数据，或县中心/乡镇带回的回执",
+                     epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("path", metavar="PATH", help="同步文件，或存放同步文件的文件夹")
+    s.set_defaults(func=commands.bundle_import)
+
     sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
     s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")
     s.add_argument("--cases", type=int, default=200, help="办件数量（最多100000）")
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--county", action="store_true",
+                   help="同时建立演示县中心：数据目录下 county.db 为县中心数据库，station/ 为已登记并同步的县级工作站"
+                        "（县中心管理口令 demo-county-2026）")
     s.set_defaults(func=commands.demo_data)
     return p
 
@@ -161,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir or default_data_dir()
     if not hasattr(args, "func"):
-        # The terminal UI (no sub-command) is not built yet: show what the CLI offers.
-        parser.print_help()
-        return 0 if args.command is None else EXIT_USER_ERROR
+        if args.command is not None:  # a group such as `station case` without its operation
+            parser.print_help()
+            return EXIT_USER_ERROR
+        return run_ui(args.data_dir)
     _setup_logging(args.data_dir)
     out = commands.Output(args.json)
     try:
@@ -186,6 +248,43 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"ok": False, "error": "internal", "message": msg}, ensure_ascii=False))
         print("错误：" + msg, file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def run_ui(data_dir: Path) -> int:
+    """``station`` with no sub-command: the terminal UI on ``data_dir``."""
+    problem = _terminal_problem()
+    if problem:
+        print(f"错误：无法打开终端界面：{problem}。请在命令行窗口中直接运行 station，"
+              "或使用命令行子命令（station --help）", file=sys.stderr)
+        return EXIT_USER_ERROR
+    _setup_logging(data_dir)
+    from station.ui.app import StationApp
+
+    try:
+        StationApp(data_dir).run()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # the terminal could not be driven (the app handles its own errors)
+        frames = "".join(traceback.format_tb(e.__traceback__))
+        logging.getLogger("station").error("terminal UI failed %s\n%s", type(e).__name__, frames)
+        print(f"错误：终端界面无法运行（{type(e).__name__}），请换用其他终端窗口，或使用命令行子命令（station --help）",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    return 0
+
+
+def _terminal_problem() -> str | None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return "输入或输出不是终端（被重定向或在管道中）"
+    if os.environ.get("TERM") == "dumb":
+        return "终端类型为 dumb，不支持全屏显示"
+    try:
+        cols, rows = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return "无法读取终端大小"
+    if cols < 80 or rows < 24:
+        return f"终端窗口太小（{cols}×{rows}），至少需要 80×24，请放大窗口"
+    return None
 
 
 if __name__ == "__main__":

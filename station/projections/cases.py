@@ -9,17 +9,22 @@ replica with the same events holds the same rows (DESIGN.md §4).
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from datetime import date, timedelta
 
 from schema import lifecycle
-from schema.case import CaseView, State
+from schema.case import CaseView, Conflict, State
 from schema.events import Event
 from schema.workdays import TimeUnit, WorkCalendar
 from station.search import case_terms
 
+log = logging.getLogger(__name__)
+
 CACHE_SIZE = 4096
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
 
 VIEW_COLUMNS = (
     "case_id, case_no, item_code, item_name, state, applicant_name, id_number, phone, intake_org, holder_org, "
@@ -60,8 +65,24 @@ def view_row(view: CaseView, cal: WorkCalendar) -> tuple:
         a.get("name", ""), a.get("id_number", ""), a.get("phone", ""), view.intake_org, view.holder_org,
         view.holder_level, view.registered_at, view.accepted_at, due, int(estimated), view.supplement_deadline,
         view.closed_at, len(view.conflicts), view.last_at,
-        json.dumps(view.to_dict(), ensure_ascii=False, separators=(",", ":")),
+        view_json(view),
     )
+
+
+_VIEW_FIELDS = tuple(f.name for f in fields(CaseView))
+
+
+def _conflict(o: object) -> dict:
+    if isinstance(o, Conflict):
+        return asdict(o)
+    raise TypeError(f"{type(o).__name__} in a case view")
+
+
+def view_json(view: CaseView) -> str:
+    """``json.dumps(view.to_dict())`` without the deep copy ``to_dict`` makes first (same text)."""
+    d = {name: getattr(view, name) for name in _VIEW_FIELDS}
+    d["state"] = view.state.value
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=_conflict)
 
 
 class CaseProjection:
@@ -69,6 +90,7 @@ class CaseProjection:
         self.db = db
         self._cache: OrderedDict[str, CaseView] = OrderedDict()
         self._calendar: WorkCalendar | None = None
+        self._data_version: int | None = None
 
     # -- the calendar the due dates are counted on ---------------------------
 
@@ -99,7 +121,23 @@ class CaseProjection:
     def forget_cache(self) -> None:
         self._cache.clear()
 
+    def check_fresh(self) -> None:
+        """Drop the caches if another connection committed since we last looked.
+
+        Two connections may share the database (the UI's and a sync thread's,
+        ``Session.fork``); SQLite's ``data_version`` changes only for commits made
+        by *other* connections, so our own writes keep the cache warm.
+        """
+        version = self.db.execute_sql("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            if self._data_version is not None:
+                self._cache.clear()
+                self._calendar = None
+            self._data_version = version
+
     def load(self, case_id: str) -> CaseView | None:
+        if self._cache and not self.db.in_transaction():
+            self.check_fresh()
         view = self._cache.get(case_id)
         if view is not None:
             self._cache.move_to_end(case_id)
@@ -137,6 +175,47 @@ class CaseProjection:
             return None
         self._save(view, new=current is None)
         return view
+
+    def apply_batch(
+        self, by_case: dict[str, list[Event]], *, events_of_many: Callable[[list[str]], dict[str, list[Event]]]
+    ) -> None:
+        """Fold foreign events already inserted in the log: each case saved once.
+
+        ``by_case`` maps a case to its new events in folding order. A case whose
+        new events all sort after what is folded gets them applied in order (the
+        incremental path); any other case is refolded from the log in one query
+        per 500 cases. Either way the result is the fold of all its events.
+        """
+        refold: list[tuple[str, bool]] = []
+        for case_id, evs in by_case.items():
+            current = self.load(case_id)
+            if current is not None and tuple(evs[0].order) > tuple(current.last_order):
+                try:
+                    view: CaseView | None = current
+                    for ev in evs:
+                        view = lifecycle.apply_or_conflict(view, ev)
+                    assert view is not None
+                    self._save(view, new=False)
+                except _MALFORMED:
+                    self._unprojectable(case_id)
+            else:
+                refold.append((case_id, current is None))
+        if not refold:
+            return
+        logs = events_of_many([cid for cid, _ in refold])
+        for case_id, new in refold:
+            try:
+                view = lifecycle.fold(logs[case_id])
+                if view is not None:  # None: only actions so far, the registration has not arrived
+                    self._save(view, new=new)
+            except _MALFORMED:
+                self._unprojectable(case_id)
+
+    def _unprojectable(self, case_id: str) -> None:
+        # An authentic event whose body the projection cannot even read (another program's bug):
+        # it stays in the log; the case keeps its last good row. Never blocks the sync.
+        self._cache.pop(case_id, None)
+        log.warning("case %s: events not projectable", case_id)
 
     def _save(self, view: CaseView, *, new: bool) -> None:
         row = view_row(view, self.calendar())

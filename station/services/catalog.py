@@ -9,9 +9,12 @@ from station.catalog_search import CatalogIndex
 
 
 def current_catalog(session=None) -> Catalog:
-    # County-published versions arrive with sync (catalog.published events);
-    # until then every station works from the shipped default catalog.
-    return default_catalog()
+    """The latest catalog the county published (``catalog.published``, by pull), else the default."""
+    if session is None:
+        return default_catalog()
+    from station.replication.catalog import current_catalog as latest
+
+    return latest(session)
 
 
 @lru_cache(maxsize=4)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from peewee import IntegrityError
 
 from schema import events as K
 from schema import hlc as HLC
@@ -24,7 +27,10 @@ from schema.org import Role
 from station import clock
 from station.projections.cases import CaseProjection
 from station.projections.directory import DirectoryProjection
+from station.replication import registry
 from station.store.db import translate_errors
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = "id, station, seq, prev, at, hlc, actor, role, org, kind, subject, body, hash"
 
@@ -46,6 +52,15 @@ def row_to_event(row: tuple) -> Event:
     return Event(i, st, seq, prev, at, hlc, actor, role, org, kind, subject, json.loads(body), h)
 
 
+@dataclass
+class IngestCounts:
+    received: int = 0
+    new: int = 0
+    own: int = 0  # this station's own events (never re-ingested)
+    known: int = 0  # already in the log (or repeated in the batch)
+    rejected: int = 0  # (station, seq) already held by another event: a foreign fork, not stored
+
+
 class Store:
     def __init__(self, db, station_id: str) -> None:
         self.db = db
@@ -55,6 +70,7 @@ class Store:
         self._txn_depth = 0
         self._head: tuple[int, str] | None = None
         self._hlc = 0
+        self.last_ingest = IngestCounts()
 
     # -- writing ---------------------------------------------------------------
 
@@ -75,6 +91,7 @@ class Store:
         with translate_errors(), self.db.atomic("IMMEDIATE"):
             self._txn_depth = 1
             try:
+                self.cases.check_fresh()  # another connection (a sync thread) may have written
                 self._head = self._read_head()
                 self._hlc = int(self.meta("hlc") or 0)
                 yield
@@ -114,18 +131,85 @@ class Store:
             self._head = (ev.seq, ev.hash)
             return ev
 
-    def ingest(self, events: list[Event]) -> int:
-        """Store events made elsewhere (sync, bundles). Returns how many were new."""
-        new = 0
+    def ingest(self, events: Iterable[Event]) -> int:
+        """Store events made elsewhere (sync, bundles). Returns how many were new.
+
+        Own events and ids already in the log are skipped; the rest are stored as
+        they are and projected non-strictly (a rule they break becomes a conflict
+        on the case). Works in batches: one id look-up per 900 events, one
+        ``executemany`` insert, and each case touched is saved once per call (its
+        new events applied in order, or the case refolded from the log when they
+        arrive late). Joins an outer :meth:`writing` transaction, so a caller can
+        store a sync cursor atomically with the events. ``last_ingest`` holds the
+        counts of the latest call.
+        """
+        counts = IngestCounts()
         with self.writing():
-            for ev in sorted(events, key=lambda e: e.order):
-                if ev.station == self.station_id or self.has_event(ev.id):
-                    continue
-                self._hlc = HLC.receive(self._hlc, ev.hlc, clock.ms(clock.now()))
-                self._project(ev, strict=False)  # before the insert: a refold reads the log plus ev
-                self._insert([ev])
-                new += 1
-        return new
+            seen: set[str] = set()
+            candidates: list[Event] = []
+            for ev in events:
+                counts.received += 1
+                if ev.station == self.station_id:
+                    counts.own += 1
+                elif ev.id in seen:
+                    counts.known += 1
+                else:
+                    seen.add(ev.id)
+                    candidates.append(ev)
+            known = self._known_ids([e.id for e in candidates])
+            fresh = sorted((e for e in candidates if e.id not in known), key=lambda e: e.order)
+            counts.known += len(candidates) - len(fresh)
+            if fresh:
+                inserted = self._insert(fresh, ignore=True)
+                if inserted != len(fresh):
+                    # Another event already holds (station, seq): a foreign fork. Keep what we
+                    # have, never let one bad event block the rest (it is counted, not projected).
+                    stored = self._known_ids([e.id for e in fresh])
+                    counts.rejected = len(fresh) - len(stored)
+                    fresh = [e for e in fresh if e.id in stored]
+                if fresh:
+                    self._hlc = HLC.receive(self._hlc, max(e.hlc for e in fresh), clock.ms(clock.now()))
+                    self._project_batch(fresh)
+            counts.new = len(fresh)
+        self.last_ingest = counts
+        return counts.new
+
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            rows = self.db.execute_sql(
+                f"SELECT id FROM event WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            known.update(r[0] for r in rows)
+        return known
+
+    def _project_batch(self, evs: list[Event]) -> None:
+        """Project foreign events already inserted in the log (sorted by order)."""
+        by_case: dict[str, list[Event]] = {}
+        calendar = False
+        stations: list[str] = []
+        for ev in evs:
+            if ev.kind.startswith("case."):
+                by_case.setdefault(ev.subject, []).append(ev)
+                continue
+            try:
+                self.directory.apply(ev)
+            except (KeyError, TypeError, ValueError, AttributeError, IntegrityError):
+                # Authentic but malformed (the county stores what stations send): the event is
+                # kept in the log; one bad body must never block the rest of a sync.
+                log.warning("event %s (%s): body not projected", ev.id, ev.kind)
+                continue
+            if ev.kind == K.CALENDAR_SET:
+                calendar = True
+            elif ev.kind in registry.KINDS and ev.subject not in stations:
+                stations.append(ev.subject)
+        if calendar:
+            self.cases.calendar_changed()
+        for station in stations:
+            registry.rebuild(self.db, station, self.station_id)
+        if by_case:
+            self.cases.apply_batch(by_case, events_of_many=self.case_events_many)
 
     def _project(self, ev: Event, *, strict: bool) -> None:
         if ev.kind.startswith("case."):
@@ -135,16 +219,18 @@ class Store:
             if ev.kind == K.CALENDAR_SET:
                 self.cases.calendar_changed()
 
-    def _insert(self, evs: list[Event]) -> None:
+    def _insert(self, evs: list[Event], *, ignore: bool = False) -> int:
         cur = self.db.cursor()
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
         cur.executemany(
-            f"INSERT INTO event ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"{verb} INTO event ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (e.id, e.station, e.seq, e.prev, e.at, e.hlc, e.actor, e.role, e.org, e.kind, e.subject,
                  body_json(e.body), e.hash)
                 for e in evs
             ],
         )
+        return cur.rowcount
 
     def _read_head(self) -> tuple[int, str]:
         row = self.db.execute_sql(
@@ -166,6 +252,22 @@ class Store:
             f"SELECT {EVENT_COLUMNS} FROM event WHERE subject = ? ORDER BY hlc, station, seq", (case_id,)
         ).fetchall()
         return [row_to_event(r) for r in rows]
+
+    def case_events_many(self, case_ids: list[str]) -> dict[str, list[Event]]:
+        """The case events of several cases, each list in folding order."""
+        out: dict[str, list[Event]] = {cid: [] for cid in case_ids}
+        for i in range(0, len(case_ids), 500):
+            chunk = case_ids[i : i + 500]
+            rows = self.db.execute_sql(
+                f"SELECT {EVENT_COLUMNS} FROM event WHERE subject IN ({','.join('?' * len(chunk))}) "
+                "AND kind LIKE 'case.%'",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                out[r[10]].append(row_to_event(r))
+        for evs in out.values():
+            evs.sort(key=lambda e: e.order)
+        return out
 
     def events(self, station: str | None = None, after_seq: int = 0, batch: int = 5000) -> Iterator[Event]:
         """All events (or one station's, from ``after_seq``), in log order, streamed in batches."""

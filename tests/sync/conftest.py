@@ -43,18 +43,6 @@ def _county_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(scope="session")
-def pg():
-    cluster = PgCluster()
-    if not cluster.available:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed; .ci/run should have installed it")
-        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     """Override with ``@pytest.mark.parametrize("backend", ["sqlite"])`` for one backend only."""
