@@ -12,7 +12,7 @@ from station.session import Session
 
 LIST_COLUMNS = (
     "case_id, case_no, item_name, state, applicant_name, id_number, phone, registered_at, due_date, "
-    "due_estimated, holder_org, holder_level, conflicts"
+    "due_estimated, holder_org, holder_level, conflicts, accepted_at"
 )
 
 
@@ -31,6 +31,7 @@ class CaseRow:
     holder_org: str
     holder_level: str
     conflicts: int
+    accepted_at: str | None = None  # 受理 time (the case lists' 受理日期)
 
     def to_dict(self) -> dict:
         d = {f: getattr(self, f) for f in self.__slots__}
@@ -40,9 +41,9 @@ class CaseRow:
 
 
 def _row(r: tuple) -> CaseRow:
-    cid, no, item, state, name, idn, phone, reg, due, est, holder, level, conflicts = r
+    cid, no, item, state, name, idn, phone, reg, due, est, holder, level, conflicts, accepted = r
     return CaseRow(cid, no, item, State(state), name, mask_id_number(idn) if idn else "", mask_phone(phone),
-                   reg, due, bool(est), holder, level, conflicts)
+                   reg, due, bool(est), holder, level, conflicts, accepted)
 
 
 def list_cases(
@@ -52,13 +53,21 @@ def list_cases(
     overdue: bool = False,
     due_before: str | None = None,
     holder: str | None = None,
+    intake: str | None = None,
     item_code: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    due_from: str | None = None,
     limit: int = 100,
     offset: int = 0,
     oldest_first: bool = False,
 ) -> list[CaseRow]:
+    """Cases by filter, newest registration first.
+
+    ``overdue``/``due_before``/``due_from`` keep cases whose clock is running (办理中/已退回) with
+    a due date before ``due_before`` (default today, for ``overdue``) and on or after
+    ``due_from``; ``intake`` is the org that registered the case, ``holder`` the org holding it.
+    """
     where, args = [], []
     if states:
         where.append(f"state IN ({','.join('?' * len(states))})")
@@ -67,9 +76,16 @@ def list_cases(
         running = [s.value for s in CLOCK_RUNNING_STATES]
         where.append(f"state IN ({','.join('?' * len(running))}) AND due_date IS NOT NULL AND due_date < ?")
         args += [*running, due_before or clock.today().isoformat()]
+    if due_from:
+        running = [s.value for s in CLOCK_RUNNING_STATES]
+        where.append(f"state IN ({','.join('?' * len(running))}) AND due_date >= ?")
+        args += [*running, due_from]
     if holder:
         where.append("holder_org = ?")
         args.append(holder)
+    if intake:
+        where.append("intake_org = ?")
+        args.append(intake)
     if item_code:
         where.append("item_code = ?")
         args.append(item_code)
@@ -83,8 +99,8 @@ def list_cases(
     sql = f"SELECT {LIST_COLUMNS} FROM case_view"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    split = states or ([s.value for s in CLOCK_RUNNING_STATES] if overdue or due_before else [])
-    if len(split) > 1 and not holder and not item_code and limit >= 0 and offset >= 0:
+    split = states or ([s.value for s in CLOCK_RUNNING_STATES] if overdue or due_before or due_from else [])
+    if len(split) > 1 and not holder and not intake and not item_code and limit >= 0 and offset >= 0:
         # With several states SQLite cannot read case_state in date order, so it sorts every
         # matching row (~100 ms on 100k cases, bench/store.py). One index-ordered branch per
         # state, each cut at limit + offset, gives the same rows in the same order. (A holder
