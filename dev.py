@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One-command set-up for a fresh machine with only Python 3.11+.
 
-    python3 dev.py demo   # create .venv, install, build the demo county, run the station on it
+    python3 dev.py demo   # create .venv, install, build the demo county, run its county center and the station
     python3 dev.py test   # create .venv, install, run the whole test suite
 
 Installation is repeated only when pyproject.toml changes.
@@ -10,7 +10,10 @@ Installation is repeated only when pyproject.toml changes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -23,6 +26,8 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
 DEMO_DIR = ROOT / "demo-data"
 DEMO_CASES = 600
+DEMO_PIN = "246810"
+DEMO_PASSPHRASE = "demo-county-2026"  # station/services/demo_county.py
 
 
 def ensure_env() -> None:
@@ -41,13 +46,40 @@ def ensure_env() -> None:
 
 
 def demo(extra: list[str]) -> int:
-    from_env = dict(os.environ, STATION_PIN=os.environ.get("STATION_PIN", "246810"))
-    station = [str(BIN / "station"), "--data-dir", str(DEMO_DIR)]
-    if not (DEMO_DIR / "station.json").exists():
-        subprocess.run([*station, "demo-data", "--cases", str(DEMO_CASES)], check=True, env=from_env)
-    print("\n演示县工作站（登录名 admin 或 shenpi，PIN 246810）最近的办件：\n", flush=True)
-    return subprocess.run([*station, "--user", "admin", "case", "list", "--limit", "15", *extra],
-                          env=from_env).returncode
+    """The county office's station on the demo county, syncing with its own county center.
+
+    First run: ``station demo-data --county`` builds ``demo-data/county.db`` (the county
+    center) and ``demo-data/station`` (enrolled, synced). Each run serves the county center
+    on a free local port for as long as the station's UI is open.
+    """
+    station_dir = DEMO_DIR / "station"
+    env = dict(os.environ, STATION_PIN=DEMO_PIN, COUNTY_PASSPHRASE=DEMO_PASSPHRASE)
+    if not (station_dir / "station.json").exists():
+        if DEMO_DIR.exists():  # an older or half-built demo: start over
+            shutil.rmtree(DEMO_DIR)
+        subprocess.run([str(BIN / "station"), "--data-dir", str(DEMO_DIR), "demo-data", "--county",
+                        "--cases", str(DEMO_CASES)], check=True, env=env)
+    db = "sqlite:///" + str((DEMO_DIR / "county.db").resolve())
+    server = subprocess.Popen([str(BIN / "county-center"), "--db", db, "serve", "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=open(DEMO_DIR / "county-center.log", "ab"), env=env)
+    try:
+        line = server.stdout.readline().decode("utf-8", "replace")
+        m = re.search(r"http://127\.0\.0\.1:\d+", line)
+        if not m:
+            print("县中心未能启动，见 demo-data/county-center.log", file=sys.stderr)
+            return 1
+        config = station_dir / "station.json"
+        doc = json.loads(config.read_text(encoding="utf-8"))
+        doc["county_url"] = m.group(0)  # this run's port
+        config.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+        print(f"\n演示县中心：{m.group(0)}（按 F9 同步）", flush=True)
+        print(f"演示县工作站：登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}\n", flush=True)
+        # The terminal UI; the PIN is typed on its unlock screen, not taken from the environment.
+        ui_env = {k: v for k, v in os.environ.items() if k != "STATION_PIN"}
+        return subprocess.run([str(BIN / "station"), "--data-dir", str(station_dir), *extra], env=ui_env).returncode
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test(extra: list[str]) -> int:

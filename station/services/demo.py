@@ -12,7 +12,7 @@ ones sit in every open state.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,9 +62,20 @@ class SimStation:
     def write(self, kind: str, subject: str, body: dict[str, Any], at: datetime) -> Event:
         self.hlc = HLC.tick(self.hlc, clock.ms(at))
         self.seq += 1
-        ev = seal(id=new_id(clock.ms(at)), station=self.station_id, seq=self.seq, prev=self.prev, at=clock.iso(at),
-                  hlc=self.hlc, actor=self.actor.user_id, role=self.actor.role.value, org=self.org, kind=kind,
-                  subject=subject, body=body)
+        ev = seal(
+            id=new_id(clock.ms(at)),
+            station=self.station_id,
+            seq=self.seq,
+            prev=self.prev,
+            at=clock.iso(at),
+            hlc=self.hlc,
+            actor=self.actor.user_id,
+            role=self.actor.role.value,
+            org=self.org,
+            kind=kind,
+            subject=subject,
+            body=body,
+        )
         self.prev = ev.hash
         return ev
 
@@ -117,8 +128,20 @@ class CasePlanner:
             t = t + timedelta(days=gap_days, minutes=rng.randint(5, 240))
             if t > self.now or len(steps) >= stop_after:
                 return False
-            ev = Event("", station.station_id, 0, "", clock.iso(t), 0, station.actor.user_id,
-                       station.actor.role.value, station.org, kind, case_id, body)
+            ev = Event(
+                "",
+                station.station_id,
+                0,
+                "",
+                clock.iso(t),
+                0,
+                station.actor.user_id,
+                station.actor.role.value,
+                station.org,
+                kind,
+                case_id,
+                body,
+            )
             view = lifecycle.apply(view, ev)  # the plan only contains what the rules allow
             self.counter += 1
             steps.append(Step(t, self.counter, station, kind, case_id, body))
@@ -134,10 +157,17 @@ class CasePlanner:
         received = mats if complete else [m for m in mats if rng.random() < 0.6]
         body = {
             "item": lifecycle.snapshot_item(item),
-            "applicant": {"name": name, "id_number": idn, "gender": "男" if int(idn[16]) % 2 else "女",
-                          "birth_date": f"{idn[6:10]}-{idn[10:12]}-{idn[12:14]}", "phone": phone},
+            "applicant": {
+                "name": name,
+                "id_number": idn,
+                "gender": "男" if int(idn[16]) % 2 else "女",
+                "birth_date": f"{idn[6:10]}-{idn[10:12]}-{idn[12:14]}",
+                "phone": phone,
+            },
             "materials": {m: ("received" if m in received else "missing") for m in mats},
-            "received_at": clock.iso(start), "note": "", "case_no": "(numbered when written)",
+            "received_at": clock.iso(start),
+            "note": "",
+            "case_no": "(numbered when written)",
         }
         if not act(agent, K.CASE_REGISTERED, body, 0):
             return steps
@@ -151,8 +181,12 @@ class CasePlanner:
         missing = [m for m in required if m not in received]
         if missing:
             deadline = self.cal.add(t.date(), 30, TimeUnit.NATURAL).date.isoformat()
-            if not act(agent, K.CASE_NOTIFIED_MISSING, {"missing": missing, "opinion": "", "deadline": deadline},
-                       rng.random()):
+            if not act(
+                agent,
+                K.CASE_NOTIFIED_MISSING,
+                {"missing": missing, "opinion": "", "deadline": deadline},
+                rng.random(),
+            ):
                 return steps
             if rng.random() < 0.1:
                 act(agent, K.CASE_LAPSED, {"opinion": "逾期未补正"}, rng.randint(40, 55))
@@ -173,7 +207,9 @@ class CasePlanner:
                 return steps
             holder = clerk
             if rng.random() < 0.06:
-                if not act(clerk, K.CASE_RETURNED, {"reason": "材料复印件不清晰，请重新提供"}, rng.uniform(1, 3)):
+                if not act(
+                    clerk, K.CASE_RETURNED, {"reason": "材料复印件不清晰，请重新提供"}, rng.uniform(1, 3)
+                ):
                     return steps
                 if not act(agent, K.CASE_FORWARDED, {"opinion": "已重新提供"}, rng.uniform(1, 4)):
                     return steps
@@ -183,25 +219,39 @@ class CasePlanner:
                 holder = county
             decider = holder
         if view.state is State.IN_PROGRESS and decider is not agent and item.publicity and rng.random() < 0.6:
-            if not act(decider, K.CASE_SPECIAL_STARTED,
-                       {"procedure": "publicity", "reason": "入户调查后在村务公开栏公示", "days": 7},
-                       rng.uniform(1, 5)):
+            if not act(
+                decider,
+                K.CASE_SPECIAL_STARTED,
+                {"procedure": "publicity", "reason": "入户调查后在村务公开栏公示", "days": 7},
+                rng.uniform(1, 5),
+            ):
                 return steps
             if not act(decider, K.CASE_SPECIAL_ENDED, {"result": "公示期满无异议"}, rng.uniform(7, 9)):
                 return steps
         for dept in item.co_departments:
-            if not act(decider, K.CASE_CO_OPINION, {"department": dept, "agree": True, "opinion": "同意"},
-                       rng.uniform(1, 4)):
+            if not act(
+                decider,
+                K.CASE_CO_OPINION,
+                {"department": dept, "agree": True, "opinion": "同意"},
+                rng.uniform(1, 4),
+            ):
                 return steps
         if view.outstanding_rongque:
             act(decider, K.CASE_SUPPLEMENTED, {"materials": view.outstanding_rongque}, 0.1)
         denied = rng.random() < 0.12
-        body = ({"outcome": "denied", "opinion": "经调查核实，家庭收入超过当地标准", "certificate": ""} if denied
-                else {"outcome": "approved", "opinion": "符合条件，准予", "certificate": ""})
+        body = (
+            {"outcome": "denied", "opinion": "经调查核实，家庭收入超过当地标准", "certificate": ""}
+            if denied
+            else {"outcome": "approved", "opinion": "符合条件，准予", "certificate": ""}
+        )
         if not act(decider, K.CASE_DECIDED, body, 0 if decider is agent else rng.uniform(2, 12)):
             return steps
-        if not act(agent, K.CASE_DELIVERED, {"method": "窗口领取" if decider is agent else "村代办员代领"},
-                   0 if decider is agent else rng.uniform(1, 5)):
+        if not act(
+            agent,
+            K.CASE_DELIVERED,
+            {"method": "窗口领取" if decider is agent else "村代办员代领"},
+            0 if decider is agent else rng.uniform(1, 5),
+        ):
             return steps
         if rng.random() < 0.7:
             level = rng.choices([5, 4, 3, 2, 1], [70, 20, 6, 3, 1])[0]
@@ -214,36 +264,49 @@ class CasePlanner:
 def _demo_session(data: DataDir) -> Session:
     if data.exists():
         return unlock(data.root, "admin", DEMO_PIN)
-    s = init_station(data.root, org=COUNTY[0], name=f"{COUNTY[1]}政务服务中心", login="admin", role=Role.ADMIN,
-                     pin=DEMO_PIN, user_name="县管理员")
+    s = init_station(
+        data.root,
+        org=COUNTY[0],
+        name=f"{COUNTY[1]}政务服务中心",
+        login="admin",
+        role=Role.ADMIN,
+        pin=DEMO_PIN,
+        user_name="县管理员",
+    )
     users.add_user(s, "shenpi", Role.REVIEWER, DEMO_PIN, "审批员")
     return s
 
 
-def build_demo(
-    root: str | Path, *, cases: int, seed: int = 1, progress: Callable[[int], None] | None = None,
-    batch: int = 2000,
-) -> dict[str, Any]:
+def simulate(
+    *, cases: int, seed: int, cal, now: datetime, progress: Callable[[int], None] | None = None
+) -> tuple[dict[str, SimStation], Iterator[Event]]:
+    """The demo county's stations and every event they write, in time order (a generator:
+    a 100k-case county is ~800k events, streamed rather than held)."""
     rng = random.Random(seed)
-    data = DataDir(root)
-    with _demo_session(data) as session:
-        now = clock.now()
-        sims = {COUNTY[0]: _station(COUNTY[0], "县政务服务中心窗口", Role.REVIEWER, "county", "县审批员")}
-        for org, name in TOWNSHIPS:
-            sims[org] = _station(org, f"{name}便民服务中心", Role.CLERK, f"clerk{org[6:9]}", f"{name}窗口员")
-        for org, name in VILLAGES:
-            sims[org] = _station(org, f"{name}便民服务室", Role.AGENT, f"agent{org[6:]}", f"{name}代办员")
+    sims = {COUNTY[0]: _station(COUNTY[0], "县政务服务中心窗口", Role.REVIEWER, "county", "县审批员")}
+    for org, name in TOWNSHIPS:
+        sims[org] = _station(org, f"{name}便民服务中心", Role.CLERK, f"clerk{org[6:9]}", f"{name}窗口员")
+    for org, name in VILLAGES:
+        sims[org] = _station(org, f"{name}便民服务室", Role.AGENT, f"agent{org[6:]}", f"{name}代办员")
+
+    def events() -> Iterator[Event]:
         start = now - timedelta(days=365)
-        first = []
         for sim in sims.values():
             a = sim.actor
-            first.append(sim.write(K.STATION_INITIALISED, sim.station_id,
-                                   {"org": sim.org, "name": sim.name, "station_no": 1}, start))
-            first.append(sim.write(K.USER_ADDED, a.user_id, {"user_id": a.user_id, "login": a.name, "name": a.name,
-                                                             "role": a.role.value, "org": sim.org}, start))
-        session.store.ingest(first)
+            yield sim.write(
+                K.STATION_INITIALISED,
+                sim.station_id,
+                {"org": sim.org, "name": sim.name, "station_no": 1},
+                start,
+            )
+            yield sim.write(
+                K.USER_ADDED,
+                a.user_id,
+                {"user_id": a.user_id, "login": a.name, "name": a.name, "role": a.role.value, "org": sim.org},
+                start,
+            )
         items = [i for i in catalogs.current_catalog().items if i.village_may_accept]
-        planner = CasePlanner(rng, now, session.store.cases.calendar(), sims)
+        planner = CasePlanner(rng, now, cal, sims)
         starts = sorted(start + timedelta(seconds=rng.uniform(0, 365 * 86400)) for _ in range(cases))
         # Working hours only: a village room opens 8:30–17:30.
         starts = [min(s.replace(hour=rng.randint(8, 17), minute=rng.randint(0, 59)), now) for s in starts]
@@ -253,21 +316,54 @@ def build_demo(
             if progress and n % 1000 == 0:
                 progress(n)
         steps.sort()
-        written = 0
-        events: list[Event] = []
         for step in steps:
             body = step.body
             if step.kind == K.CASE_REGISTERED:
                 body = {**body, "case_no": step.station.next_case_no(step.at)}
-            events.append(step.station.write(step.kind, step.case_id, body, step.at))
-            if len(events) >= batch * 5:
-                written += session.store.ingest(events)
-                events = []
-        written += session.store.ingest(events)
-        states = dict(session.db.execute_sql("SELECT state, count(*) FROM case_view GROUP BY state").fetchall())
+            yield step.station.write(step.kind, step.case_id, body, step.at)
+
+    return sims, events()
+
+
+def summary_of(states: dict[str, int], events: int, stations: int) -> str:
     total = sum(states.values())
-    summary = (f"演示县已生成：{total} 件办件、{written} 条事件（{len(sims)} 个模拟工作站）。"
-               f"登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}。\n"
-               + "、".join(f"{State(k).label} {v}" for k, v in sorted(states.items())))
-    return {"cases": total, "events": written, "states": states, "summary": summary,
-            "logins": ["admin", "shenpi"], "pin": DEMO_PIN}
+    return (
+        f"演示县已生成：{total} 件办件、{events} 条事件（{stations} 个模拟工作站）。"
+        f"登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}。\n"
+        + "、".join(f"{State(k).label} {v}" for k, v in sorted(states.items()))
+    )
+
+
+def build_demo(
+    root: str | Path,
+    *,
+    cases: int,
+    seed: int = 1,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 2000,
+) -> dict[str, Any]:
+    """The county office's station holding every simulated chain as if it had all been synced."""
+    data = DataDir(root)
+    with _demo_session(data) as session:
+        sims, events = simulate(
+            cases=cases, seed=seed, cal=session.store.cases.calendar(), now=clock.now(), progress=progress
+        )
+        written = 0
+        pending: list[Event] = []
+        for ev in events:
+            pending.append(ev)
+            if len(pending) >= batch * 5:
+                written += session.store.ingest(pending)
+                pending = []
+        written += session.store.ingest(pending)
+        states = dict(
+            session.db.execute_sql("SELECT state, count(*) FROM case_view GROUP BY state").fetchall()
+        )
+    return {
+        "cases": sum(states.values()),
+        "events": written,
+        "states": states,
+        "summary": summary_of(states, written, len(sims)),
+        "logins": ["admin", "shenpi"],
+        "pin": DEMO_PIN,
+    }
