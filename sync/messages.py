@@ -39,6 +39,8 @@ _TYPES = {
     "subject": str,
     "body": dict,
 }
+# A full event (pull pages carry them with station, seq, prev and hash).
+EVENT_TYPES = {**_TYPES, "station": str, "seq": int, "prev": str, "hash": str}
 
 
 # -- signed documents ---------------------------------------------------------------------------------
@@ -174,13 +176,3 @@ def open_receipt(wire: Any, county_public: bytes) -> Receipt:
         return Receipt(d["county"], d["station"], int(d["seq"]), d["head"], wire)
     except (KeyError, TypeError, ValueError):
         raise malformed("回执缺少字段") from None
-
-
-# -- events in full (pull pages carry other stations' events, not contiguous) -------------------------------
-
-
-def event_from_wire(raw: Any) -> Event:
-    try:
-        return Event.from_dict(raw, verify=True)
-    except (KeyError, TypeError, ValueError):
-        raise malformed("记录的哈希与内容不符或字段不全") from None

@@ -29,26 +29,11 @@ from sync import api, envelope, scope
 from sync.client import Offline
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
-from sync.messages import VERSION, sign_doc
+from sync.messages import EVENT_TYPES, VERSION, sign_doc
 
 MIN_LIMIT = 20
 PULL_CHECKPOINT_PAGES = 10_000
 MAX_TIMEOUT_RETRIES = 4
-_TYPES = {
-    "id": str,
-    "station": str,
-    "seq": int,
-    "prev": str,
-    "at": str,
-    "hlc": int,
-    "actor": str,
-    "role": str,
-    "org": str,
-    "kind": str,
-    "subject": str,
-    "body": dict,
-    "hash": str,
-}
 
 
 # The page text is parsed with floats (and NaN/Infinity) refused, so every value is already of a
@@ -69,7 +54,7 @@ def event_of(raw: Any, *, canonical_types: bool = False) -> Event:
     """
     if not isinstance(raw, dict) or set(raw) != {*ENVELOPE_FIELDS, "hash"}:
         raise malformed("下载的记录字段不全")
-    for name, typ in _TYPES.items():
+    for name, typ in EVENT_TYPES.items():
         v = raw[name]
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise malformed(f"下载的记录字段 {name} 类型不对")

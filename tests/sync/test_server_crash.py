@@ -122,7 +122,13 @@ def test_kill_9_during_pushes_loses_and_duplicates_nothing(county, stations, tmp
             for t in threads:
                 t.start()
             if not killed:
-                time.sleep(rnd.uniform(0.0, 0.4))  # pushing everything takes longer than this
+                # Kill while pushes are in flight: after the first receipt of this round, at a
+                # random instant (a fixed sleep could land after a fast machine had finished).
+                start = {st.id: states[st.id]["acked"] for st in sims}
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and all(states[k]["acked"] == v for k, v in start.items()):
+                    time.sleep(0.002)
+                time.sleep(rnd.uniform(0.0, 0.05))
                 server.kill()
                 killed = True
                 interrupted += any(states[st.id]["acked"] < len(st.events) for st in sims)
