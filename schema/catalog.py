@@ -348,7 +348,7 @@ class Item:
         who = f"事项“{name}”（{code}）" if isinstance(name, str) and name else f"事项（{code}）"
         try:
             _no_unknown_keys(d, "", _ITEM_KEYS)
-            kwargs = {key: _require(d, key, _FIELD_LABELS[key]) for key in _ITEM_REQUIRED}
+            kwargs = {key: _require(d, key, _FIELD_LABELS[key]) for key in ITEM_REQUIRED}
             kwargs.update(_present(d, "fee_fen", "fee_note", "basis", "guide"))
             kwargs["promise_limit"] = _limit(d, "promise_limit")
             for key in ("legal_limit", "publicity"):
@@ -478,7 +478,7 @@ _FIELD_LABELS = {
     "required": "是否必需",
     "rongque": "是否容缺",
 }
-_ITEM_REQUIRED = (
+ITEM_REQUIRED = (
     "impl_code",
     "basic_code",
     "name",
@@ -491,7 +491,7 @@ _ITEM_REQUIRED = (
     "materials",
 )
 _ITEM_KEYS = frozenset(
-    _ITEM_REQUIRED
+    ITEM_REQUIRED
     + (
         "legal_limit",
         "publicity",

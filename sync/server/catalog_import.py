@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from schema import events as K
-from schema.catalog import Catalog, Item, Material, TimeLimit
+from schema.catalog import ITEM_REQUIRED, Catalog, Item, Material, TimeLimit
 from schema.errors import UserError, ValidationError
 from schema.events import Event
 from schema.workdays import TimeUnit
@@ -75,17 +75,8 @@ MATERIAL_COLUMNS = {
     "备注": "note",
 }
 LABELS = {v: k for k, v in ITEM_COLUMNS.items()} | {f"m.{v}": k for k, v in MATERIAL_COLUMNS.items()}
-REQUIRED_ITEM = (
-    "impl_code",
-    "basic_code",
-    "name",
-    "department",
-    "item_type",
-    "case_type",
-    "decide_level",
-    "promise_limit",
-    "village_may_accept",
-)
+# A table row holds one item; its materials come from the materials sheet, not a column.
+REQUIRED_ITEM = tuple(k for k in ITEM_REQUIRED if k != "materials")
 TRUE = {"是", "y", "yes", "true", "1", "√", "✓", "t"}
 FALSE = {"否", "n", "no", "false", "0", "×", "✗", "f", ""}
 MAX_FILE = 50 * 1024 * 1024
@@ -270,18 +261,8 @@ def _items(
             if not r.get(key):
                 raise CatalogFileError(f"{_where(what, n, key)}：不能为空")
         code = r["impl_code"]
-        kwargs: dict[str, Any] = {
-            k: r[k]
-            for k in (
-                "impl_code",
-                "basic_code",
-                "name",
-                "department",
-                "item_type",
-                "case_type",
-                "decide_level",
-            )
-        }
+        # the plain text fields; the limit and the yes/no field are parsed below
+        kwargs: dict[str, Any] = {k: r[k] for k in REQUIRED_ITEM if k not in ("promise_limit", "village_may_accept")}
         kwargs["promise_limit"] = _limit(r["promise_limit"], _where(what, n, "promise_limit"), optional=False)
         kwargs["legal_limit"] = _limit(
             r.get("legal_limit", ""), _where(what, n, "legal_limit"), optional=True

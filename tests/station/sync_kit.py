@@ -127,6 +127,12 @@ def enrolled_station(
     return s
 
 
+def ok(report):
+    """The sync report, asserted successful (its Chinese messages shown otherwise)."""
+    assert report.outcome == "ok", report.messages
+    return report
+
+
 def reopen(root: Path, login: str = "agent1"):
     return unlock(root, login, PIN)
 

@@ -18,7 +18,6 @@ from schema.org import Role
 from station.replication import enroll as enrolling
 from station.replication import identity as I
 from station.replication.bundles import export_bundle, import_path
-from station.replication.context import OK
 from station.replication.push import pending_own
 from station.replication.runner import sync_now
 from station.replication.status import sync_status
@@ -27,25 +26,7 @@ from station.services.verify import verify_station
 from sync import envelope
 from sync.crypto import KeyPair
 from tests.helpers import COUNTY, TOWN, VILLAGE, VILLAGE_T2, make_station
-from tests.station.sync_kit import CountyServer, check_marks, enrolled_station, register_case
-
-
-@pytest.fixture
-def county(tmp_path):
-    with CountyServer(tmp_path / "county") as c:
-        yield c
-
-
-@pytest.fixture
-def county_both(tmp_path, county_db_url):
-    """The county center on SQLite and on a real PostgreSQL."""
-    with CountyServer(tmp_path / "county", db_url=county_db_url) as c:
-        yield c
-
-
-def ok(report):
-    assert report.outcome == OK, report.messages
-    return report
+from tests.station.sync_kit import CountyServer, check_marks, enrolled_station, ok, register_case
 
 
 def offline_village(tmp_path: Path, county: CountyServer, org: str = VILLAGE, name: str = "v"):

@@ -18,15 +18,11 @@ from sync.crypto import KeyPair
 from sync.errors import ProtocolError
 from sync.messages import sign_doc
 from tests.helpers import COUNTY, TOWN, VILLAGE, VILLAGE2, make_station
-from tests.station.sync_kit import PASSPHRASE, CountyServer, reopen
+from tests.station.sync_kit import PASSPHRASE, reopen
 
 CJK = range(0x4E00, 0xA000)
 
 
-@pytest.fixture
-def county(tmp_path):
-    with CountyServer(tmp_path / "county") as c:
-        yield c
 
 
 def not_enrolled(session) -> None:

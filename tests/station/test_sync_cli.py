@@ -15,7 +15,6 @@ import pytest
 
 from station.cli.main import main
 from tests.helpers import PIN, TOWN, VILLAGE
-from tests.station.sync_kit import CountyServer
 
 CJK = range(0x4E00, 0xA000)
 
@@ -73,10 +72,6 @@ class Cli:
         )
 
 
-@pytest.fixture
-def county(tmp_path):
-    with CountyServer(tmp_path / "county") as c:
-        yield c
 
 
 @pytest.fixture
