@@ -67,6 +67,12 @@ ID_CARD = "11000000040000000X4000704001001"  # 居民身份证: promised, county
 OLD_AGE_CARD = "11000000070000000X4002007001001"  # 老年人优待证: promised 5 workdays, photo may be 容缺
 
 
+def differ(text: str) -> str:
+    """``text`` with its last character replaced by a different one: a "forged" or "other"
+    value that can never equal the original (``text[:-1] + "0"`` does when it ends in 0)."""
+    return text[:-1] + ("1" if text[-1] == "0" else "0")
+
+
 def item(code: str) -> dict[str, Any]:
     return snapshot_item(default_catalog().get(code))
 

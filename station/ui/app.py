@@ -220,7 +220,9 @@ class StationApp(App[None]):
         if self.session is None or minutes <= 0:
             return False
         now = self._clock() if now is None else now
-        if now - self.last_activity < minutes * 60:
+        # ``now < last + limit``, not ``now - last < limit``: the subtraction rounds, so a check
+        # exactly at the limit could miss it (a flaky test caught this).
+        if now < self.last_activity + minutes * 60:
             return False
         self.lock()
         self.notify(f"已闲置{minutes}分钟，工作站已自动锁定", title="已锁定")

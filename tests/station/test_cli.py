@@ -17,7 +17,7 @@ import pytest
 
 from station.cli.main import main
 from station.store import keyslots
-from tests.helpers import PENSION, PIN, VILLAGE, id_number, material_names
+from tests.helpers import PENSION, PIN, VILLAGE, differ, id_number, material_names
 
 AGENT_PIN = "739154"
 CLERK_PIN = PIN
@@ -180,7 +180,7 @@ def test_console_script(tmp_path):
             "--received", *material_names(PENSION))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["state"] == "received"
-    r = run("case", "new", "--item", PENSION, "--applicant", "王秀英", "--id-number", IDENT[:-1] + "0")
+    r = run("case", "new", "--item", PENSION, "--applicant", "王秀英", "--id-number", differ(IDENT))
     assert r.returncode == 2
     assert r.stderr.strip() == "错误：身份证号校验不通过，可能有数字输错，请对照证件逐位核对"
     env["STATION_PIN"] = "wrong-pin-1"
@@ -286,7 +286,7 @@ def test_database_from_a_newer_version(cli, saved):
 
 
 def test_invalid_id_number(cli, saved):
-    bad = IDENT[:-1] + ("0" if IDENT[-1] != "0" else "1")
+    bad = differ(IDENT)
     r = cli("case", "new", "--item", PENSION, "--applicant", "张三", "--id-number", bad)
     r.failed_cleanly("身份证号校验不通过")
     r = cli("case", "new", "--item", PENSION, "--applicant", "张三", "--id-number", "33052219500101")
