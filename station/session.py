@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schema import events as K
+from schema import rules
 from schema.errors import ValidationError
 from schema.ids import new_id
 from schema.org import OrgCode, Role
 from schema.validation import check_person_name
 from station import clock
 from station.config import DataDir, StationConfig
+from station.projections import rebuild
 from station.store.db import open_database
 from station.store.keyslots import KeySlots, SlotInfo, new_data_key, validate_pin
 from station.store.migrate import migrate
@@ -37,6 +39,13 @@ class Session:
     def actor(self) -> Actor:
         org = OrgCode(self.config.org).ancestor(self.user.role.level)
         return Actor(self.user.user_id, self.user.role, org, self.user.name)
+
+    @property
+    def author(self) -> rules.Actor:
+        """The signed-in user as the case rules see them (menus, previews)."""
+        a = self.actor
+        row = self.db.execute_sql("SELECT department FROM user WHERE user_id = ?", (a.user_id,)).fetchone()
+        return rules.Actor(a.user_id, a.role, a.org, OrgCode(a.org).level, row[0] if row else "")
 
     @property
     def db(self):
@@ -122,6 +131,7 @@ def init_station(
     migrate(db)
     data.save_config(cfg)
     session = Session(data, cfg, slots.find(login), Store(db, cfg.station_id), slots, key)
+    rebuild.if_needed(session.store)
     store, actor = session.store, session.actor
     with store.writing():
         store.record(actor, K.STATION_INITIALISED, cfg.station_id,
@@ -146,4 +156,6 @@ def unlock(root: str | Path, login: str, pin: str) -> Session:
             db.close()  # don't keep the file open (and locked, on Windows) after a refused unlock
         key[:] = bytes(len(key))
         raise
-    return Session(data, cfg, user, Store(db, cfg.station_id), slots, key)
+    session = Session(data, cfg, user, Store(db, cfg.station_id), slots, key)
+    rebuild.if_needed(session.store)
+    return session

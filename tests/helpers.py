@@ -24,8 +24,8 @@ from schema.case import CaseView
 from schema.catalog import default_catalog
 from schema.errors import TransitionError
 from schema.events import GENESIS, Event, seal
-from schema.rules import snapshot_item
 from schema.org import Role
+from schema.rules import snapshot_item
 from schema.validation import id_check_char
 
 # -- organisations and people ---------------------------------------------------------------------

@@ -105,50 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = k.add_parser("new", help="收件登记")
     s.add_argument("--item", required=True, help="事项实施编码")
     s.add_argument("--applicant", required=True, help="申请人姓名")
-    s.add_argument("--id-number", required=True, help="申请人18位身份证号")
+    s.add_argument("--id-number", required=True, help="申请人证件号码（身份证为18位）")
+    s.add_argument("--doc-type", default=None, help="申请人证件类型：居民身份证（默认）、港澳台居民居住证、"
+                                                    "外国人永久居留身份证、护照、港澳居民来往内地通行证、台湾居民来往大陆通行证")
     s.add_argument("--phone", default=None, help="联系电话（手机）")
+    s.add_argument("--proxy-name", default=None, help="代办人/委托人姓名（有人代申请人来办时填写）")
+    s.add_argument("--proxy-relation", default=None, help="代办人与申请人的关系：子女、配偶、父母、其他亲属、监护人、受托人")
+    s.add_argument("--proxy-doc-type", default=None, help="代办人证件类型（默认居民身份证）")
+    s.add_argument("--proxy-doc-number", default=None, help="代办人证件号码")
+    s.add_argument("--proxy-phone", default=None, help="代办人手机号")
     s.add_argument("--received", nargs="*", default=[], metavar="MATERIAL", help="已收取的材料名称")
     s.add_argument("--received-at", default=None, help="补录纸质登记时的收件时间（ISO 8601）")
     s.add_argument("--note", default="", help="备注")
     s.set_defaults(func=commands.case_new)
 
-    def action(name: str, help_: str, func, *args: tuple) -> None:
-        s = k.add_parser(name, help=help_)
-        s.add_argument("case", metavar="CASE", help="办件编号")
-        for flags, kw in args:
-            s.add_argument(*flags, **kw)
-        s.add_argument("--at", default=None, help="补录时的实际办理时间（ISO 8601）")
-        s.set_defaults(func=func)
+    from station.cli.case_actions import add_action_parsers
 
-    opinion = (("--opinion",), {"default": "", "help": "意见"})
-    action("accept", "受理（可容缺受理）", commands.case_accept,
-           (("--rongque",), {"nargs": "*", "default": [], "metavar": "MATERIAL", "help": "容缺的材料"}), opinion)
-    action("immediate", "即办：当场受理并办结", commands.case_immediate, opinion,
-           (("--certificate",), {"default": "", "help": "证照编号"}))
-    action("notify-missing", "一次性告知所缺材料", commands.case_notify_missing,
-           (("--missing",), {"nargs": "*", "default": None, "metavar": "MATERIAL", "help": "缺少的材料（默认全部缺件）"}),
-           opinion)
-    action("supplement", "补正：登记补交的材料", commands.case_supplement,
-           (("--materials",), {"nargs": "+", "required": True, "metavar": "MATERIAL"}))
-    action("lapse", "补正期满未补，按补正不来办结", commands.case_lapse, opinion)
-    action("refuse", "不予受理（须写明理由）", commands.case_refuse, (("--reason",), {"required": True}))
-    action("forward", "转报上级", commands.case_forward, opinion)
-    action("return", "退回下级（须写明理由）", commands.case_return, (("--reason",), {"required": True}))
-    action("special", "启动特别程序（延长审批/公示/核查），暂停计时", commands.case_special,
-           (("--procedure",), {"required": True}), (("--reason",), {"required": True}),
-           (("--days",), {"type": int, "default": None}))
-    action("special-end", "结束特别程序，恢复计时", commands.case_special_end, (("--result",), {"default": ""}))
-    action("co-opinion", "登记联办部门意见", commands.case_co_opinion,
-           (("--department",), {"required": True}),
-           (("--disagree",), {"action": "store_true", "help": "不同意（默认同意）"}), opinion)
-    action("decide", "作出决定：准予或不予批准", commands.case_decide,
-           (("--outcome",), {"required": True, "help": "approved 准予 / denied 不予批准"}), opinion,
-           (("--certificate",), {"default": "", "help": "证照编号（出证办结）"}))
-    action("deliver", "送达/领取", commands.case_deliver, (("--method",), {"default": "窗口领取"}))
-    action("rate", "好差评（1–5，5为非常满意；可追评一次）", commands.case_rate,
-           (("--level",), {"type": int, "required": True}), (("--comment",), {"default": ""}))
-    action("void", "作废", commands.case_void, (("--reason",), {"required": True}),
-           (("--entry-error",), {"action": "store_true", "help": "录入错误（删除办结）"}))
+    add_action_parsers(k, ChineseParser, commands.case_action)
+    s = k.add_parser("immediate", help="即办：当场受理并办结（仅限目录允许本级即办的事项）")
+    s.add_argument("case", metavar="CASE", help="办件编号")
+    s.add_argument("--opinion", default="", help="意见")
+    s.add_argument("--certificate", default="", help="证照编号")
+    s.set_defaults(func=commands.case_immediate)
     s = k.add_parser("show", help="显示办件详情与全程记录")
     s.add_argument("case", metavar="CASE")
     s.add_argument("--reveal-id", action="store_true", help="显示完整身份证号（会记入查看审计）")
@@ -161,6 +139,35 @@ def build_parser() -> argparse.ArgumentParser:
     s = k.add_parser("search", help="按姓名、身份证号、办件编号、电话或姓名拼音首字母查找")
     s.add_argument("text")
     s.set_defaults(func=commands.case_search)
+
+    s = sub.add_parser("consult", help="记录一次咨询（不开办件），计入受理咨询数")
+    s.add_argument("--answer", required=True, help="答复内容")
+    s.add_argument("--item", default=None, help="咨询的事项实施编码（可选）")
+    s.add_argument("--topic", default="", help="咨询的问题（不涉及具体事项时填写）")
+    s.add_argument("--channel", default=None, help="渠道：窗口（默认）、电话、网上、来信")
+    s.add_argument("--name", default=None, help="咨询人姓名（可选）")
+    s.add_argument("--phone", default=None, help="咨询人手机号（可选）")
+    s.set_defaults(func=commands.consult)
+    c = sub.add_parser("complaint", help="投诉登记与办理").add_subparsers(
+        dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = c.add_parser("new", help="登记投诉（针对办件或工作人员），按县里规定的时限办理")
+    s.add_argument("--about", required=True, help="投诉对象：办件、工作人员、其他")
+    s.add_argument("--content", required=True, help="投诉内容")
+    s.add_argument("--case", default="", help="被投诉的办件编号")
+    s.add_argument("--staff", default="", help="被投诉的工作人员")
+    s.add_argument("--channel", default=None, help="渠道：窗口（默认）、电话、网上、来信")
+    s.add_argument("--name", default=None, help="投诉人姓名")
+    s.add_argument("--phone", default=None, help="投诉人手机号")
+    s.set_defaults(func=commands.complaint_new)
+    s = c.add_parser("forward", help="投诉上转上一级办理")
+    s.add_argument("complaint", metavar="COMPLAINT", help="投诉编号")
+    s.add_argument("--opinion", required=True, help="上转理由")
+    s.set_defaults(func=commands.complaint_forward)
+    s = c.add_parser("answer", help="登记投诉处理结果（办结）")
+    s.add_argument("complaint", metavar="COMPLAINT", help="投诉编号")
+    s.add_argument("--result", required=True, help="处理结果")
+    s.set_defaults(func=commands.complaint_answer)
+    c.add_parser("list", help="本单位正在办理的投诉").set_defaults(func=commands.complaint_list)
 
     s = sub.add_parser(
         "enroll", help="登记到县中心（登记码由县中心管理员提供）",

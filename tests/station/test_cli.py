@@ -302,7 +302,7 @@ def test_unknown_item_code(cli, saved):
 
 
 def test_transitions_not_allowed(cli, saved):
-    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly("该事项由县级决定，代办员不能作出决定")
+    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly("该事项由县级决定，村级代办员不能作出决定")
     cli("case", "deliver", saved).failed_cleanly("办件当前状态为“办理中”，不能送达")
     cli("case", "accept", saved).failed_cleanly("不能受理")
     cli("case", "rate", saved, "--level", "5").failed_cleanly("不能好差评")

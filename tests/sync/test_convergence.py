@@ -134,9 +134,9 @@ class Network(RuleBasedStateMachine):
             id_number=id_number(seq=f"{self.n % 1000:03d}"),
             received=[m for m in _materials(item)],
         )
-        cases.accept(s, view.case_id)
+        cases.act(s, view.case_id, "accept")
         if forward:
-            cases.forward(s, view.case_id, opinion="材料齐全")
+            cases.act(s, view.case_id, "forward", {"opinion": "材料齐全"})
 
     @rule(who=st.sampled_from(list(ORGS)), pick=st.randoms(use_true_random=False), n=st.integers(1, 4))
     def act(self, who, pick, n):
@@ -303,11 +303,11 @@ def _materials(item: str) -> list[str]:
 
 
 ACTIONS = {
-    "case.forwarded": lambda s, c: cases.forward(s, c, opinion="同意转报"),
-    "case.returned": lambda s, c: cases.return_down(s, c, "材料不清晰，请重新扫描"),
-    "case.decided": lambda s, c: cases.decide(s, c, "approved", opinion="符合条件"),
-    "case.delivered": lambda s, c: cases.deliver(s, c, "村代办员代领"),
-    "case.accepted": lambda s, c: cases.accept(s, c),
+    "case.forwarded": lambda s, c: cases.act(s, c, "forward", {"opinion": "同意转报"}),
+    "case.returned": lambda s, c: cases.act(s, c, "return", {"reason": "材料不清晰，请重新扫描"}),
+    "case.decided": lambda s, c: cases.act(s, c, "decide", {"outcome": "approved", "opinion": "符合条件"}),
+    "case.delivered": lambda s, c: cases.act(s, c, "deliver", {"method": "村代办员代领"}),
+    "case.accepted": lambda s, c: cases.act(s, c, "accept"),
 }
 
 

@@ -28,9 +28,7 @@ def arrange(station_dir, code=PENSION, accept=True, received=None):
             received=material_names(code) if received is None else received,
         )
         if accept:
-            cases.accept(
-                s, view.case_id, rongque=[m for m in rongque_names(code) if m not in (received or [])]
-            )
+            cases.act(s, view.case_id, "accept", {"rongque": [m for m in rongque_names(code) if m not in (received or [])]})
         return view.case_id
 
 
@@ -165,12 +163,12 @@ async def test_decision_dialog_keeps_input_on_a_refused_decision(tmp_path, make_
         village_dir, code=DIBAO, received=[m for m in material_names(DIBAO) if m not in rongque_names(DIBAO)]
     )
     with session(village_dir) as v:
-        cases.forward(v, case_id, opinion="请审核")
+        cases.act(v, case_id, "forward", {"opinion": "请审核"})
         events = list(v.store.events())
     with town_station(tmp_path / "town") as t:
         t.store.ingest(events)
-        cases.supplement(t, case_id, rongque_names(DIBAO))  # the 容缺 bank account arrived
-        cases.forward(t, case_id, opinion="审核通过")
+        cases.act(t, case_id, "supplement", {"materials": rongque_names(DIBAO)})  # the 容缺 bank account arrived
+        cases.act(t, case_id, "forward", {"opinion": "审核通过"})
         events += list(t.store.events())
     county_dir = tmp_path / "county"
     with county_station(county_dir) as c:
@@ -208,7 +206,7 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
     make_station(village_dir).close()
     case_id = arrange(village_dir, code=DIBAO)
     with session(village_dir) as v:
-        cases.forward(v, case_id)
+        cases.act(v, case_id, "forward")
         events = list(v.store.events())
     town_dir = tmp_path / "town"
     with town_station(town_dir) as t:

@@ -74,7 +74,7 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
             case = cases.register(
                 v, item_code=PENSION, name="王秀英", id_number=id_number(), received=material_names(PENSION)
             )
-            cases.accept(v, case.case_id)
+            cases.act(v, case.case_id, "accept")
         enrolled_station(
             town_dir, county, org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心"
         ).close()
@@ -96,7 +96,7 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
         # The township (its clerk) passes it on to the county.
         with open_station(town_dir, "clerk1", PIN) as t:
             assert sync_now(t).ok
-            cases.forward(t, case.case_id, opinion="同意上报")
+            cases.act(t, case.case_id, "forward", {"opinion": "同意上报"})
             assert sync_now(t).ok
 
         # The county reviewer syncs, decides on the case page, syncs.

@@ -62,7 +62,7 @@ def dibao_at_village(root) -> str:
             phone="13900001111",
             received=[m for m in material_names(DIBAO) if m not in bank],
         )
-        cases.accept(v, view.case_id, rongque=bank)
+        cases.act(v, view.case_id, "accept", {"rongque": bank})
         return view.case_id
 
 
@@ -120,13 +120,13 @@ async def test_county_decision_then_delivery_and_rating_at_the_village(tmp_path,
     village, town, county = tmp_path / "village", tmp_path / "town", tmp_path / "county"
     case_id = dibao_at_village(village)
     with session(village) as v:
-        cases.forward(v, case_id, opinion="请审核")
+        cases.act(v, case_id, "forward", {"opinion": "请审核"})
     town_station(town).close()
     county_station(county).close()
     sync(village, town, "agent1", "clerk1")
     with session(town, "clerk1") as t:
-        cases.supplement(t, case_id, rongque_names(DIBAO))  # the promised bank account arrived
-        cases.forward(t, case_id, opinion="入户调查属实，报县审批")
+        cases.act(t, case_id, "supplement", {"materials": rongque_names(DIBAO)})  # the promised bank account arrived
+        cases.act(t, case_id, "forward", {"opinion": "入户调查属实，报县审批"})
     sync(village, county, "agent1", "shenpi")
     sync(town, county, "clerk1", "shenpi")
 
