@@ -41,7 +41,7 @@ def arrange(station_dir, now) -> str:
             )
             ids.append(v.case_id)
         cases.act(s, ids[0], "accept")
-        cases.act(s, ids[1], "accept", {"rongque": rongque_names(DIBAO), "opinion": "材料已核对"})
+        cases.act(s, ids[1], "accept", {"rongque": rongque_names(DIBAO), "opinion": "材料已核对", "promise": "十日内补交"})
         cases.act(s, ids[2], "notify-missing")
         now("2026-03-09T10:00:00+08:00")  # a week later: the pension case is overdue
     return ids[1]
