@@ -37,18 +37,19 @@ def read_ca_file(path: str | Path) -> bytes:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_CA_BYTES:
-            raise UserError(f"{path.name} 不是证书文件（文件过大）")
+            raise UserError(f"{path.name} 不是证书文件（文件过大）", field="ca")
         pem = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"找不到县中心证书文件 {path}") from None
+        raise UserError(f"找不到县中心证书文件 {path}", field="ca") from None
     except OSError as e:
-        raise UserError(f"无法读取县中心证书文件 {path}：{e.strerror or e}") from None
+        raise UserError(f"无法读取县中心证书文件 {path}：{e.strerror or e}", field="ca") from None
     try:
         if not x509.load_pem_x509_certificates(pem):
             raise ValueError
     except ValueError:
         raise UserError(
-            f"{path.name} 不是PEM格式的证书文件（应以 -----BEGIN CERTIFICATE----- 开头），请向县中心索取正确的证书文件"
+            f"{path.name} 不是PEM格式的证书文件（应以 -----BEGIN CERTIFICATE----- 开头），请向县中心索取正确的证书文件",
+            field="ca",
         ) from None
     return pem
 

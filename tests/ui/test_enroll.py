@@ -68,6 +68,15 @@ def message(screen, key: str) -> str:
     return text_of(screen.query_one(f"#msg-{key}", Static))
 
 
+async def finish(pilot, screen: EnrollScreen, county) -> None:
+    """The dialog shows the county's fingerprint until 完成 (Enter)."""
+    await until(pilot, lambda: screen.result is not None)
+    assert text_of(screen.query_one("#enroll-title")) == "登记成功"
+    assert text_of(screen.query_one("#enroll-fingerprint")) == county.county.fingerprint
+    assert pilot.app.screen is screen  # it stays until the person has compared
+    await pilot.press("enter")
+
+
 async def test_first_run_creates_the_station_then_enrolls_online(tmp_path, county, now, make_app):
     root = tmp_path / "new"
     app = make_app(root)
@@ -80,7 +89,8 @@ async def test_first_run_creates_the_station_then_enrolls_online(tmp_path, count
         with open_station(root, "zhang", PIN) as s:
             code = county.code(s.config.org, "village")
             station = s.config.station_id
-        await enroll_online(pilot, county.url, code.lower().replace("-", " "))  # typed loosely
+        screen = await enroll_online(pilot, county.url, code.lower().replace("-", " "))  # typed loosely
+        await finish(pilot, screen, county)
         await until(pilot, lambda: isinstance(app.screen, HomeScreen))
         assert app.session.config.county_url == county.url  # the open session knows it too
     with open_station(root, "zhang", PIN) as s:
@@ -102,7 +112,7 @@ async def test_first_run_by_usb_opens_the_offline_tab(tmp_path, now, make_app):
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_dir, county, make_app):
+async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_dir, county, make_app, tmp_path):
     app = make_app(station_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await unlock(pilot)
@@ -135,12 +145,19 @@ async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_d
         with_session = await app.db(identity.enrolled, app.session)
         assert not with_session
 
-        await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        screen.query_one("#ca", Input).value = str(tmp_path / "missing-ca.pem")
+        screen = await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        assert "找不到县中心证书文件" in message(screen, "ca") and app.focused is screen.query_one("#ca")
+        screen.query_one("#ca", Input).value = ""
+
+        screen = await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        await finish(pilot, screen, county)
         await until(pilot, lambda: app.screen is admin)
         await settle(pilot)
         info = text_of(admin.query_one("#station-info"))
         assert "已登记" in info and "测试县" in info and county.url in info
         assert admin.data["info"].key_fingerprint in info and admin.data["info"].key_fingerprint
+        assert county.county.fingerprint in info  # the county's keys, as the admin printed them
 
 
 async def test_offline_enrollment_with_request_and_answer_files_on_usb(
@@ -183,6 +200,7 @@ async def test_offline_enrollment_with_request_and_answer_files_on_usb(
         await until(pilot, lambda: isinstance(app.screen, FilePickerScreen))
         app.screen.query_one("#picker-path", Input).value = str(usb / "answer.json")
         await pilot.press("ctrl+s")
+        await finish(pilot, screen, county)
         await until(pilot, lambda: app.screen is sync)
         await settle(pilot)
         assert "县中心：测试县" in text_of(sync.query_one("#sync-status"))
@@ -220,11 +238,13 @@ async def test_a_damaged_answer_file_is_refused_with_a_reason(station_dir, count
 def test_where_errors_go():
     from schema.errors import UserError, ValidationError
     from station.ui.screens.enroll import where_error_goes
-    from sync.client import Offline
+    from sync.client import CertificateError, Offline
     from sync.errors import ProtocolError
 
     assert where_error_goes(Offline("无法连接")) == "url"
     assert where_error_goes(ProtocolError("code", "登记码不正确")) == "code"
     assert where_error_goes(ProtocolError("enroll", "登记答复无效")) == "form"
     assert where_error_goes(ValidationError("x", field="code")) == "code"
+    assert where_error_goes(CertificateError("https://county")) == "ca"
+    assert where_error_goes(UserError("找不到县中心证书文件", field="ca")) == "ca"
     assert where_error_goes(UserError("x")) == "form"
