@@ -86,7 +86,11 @@ def check_url(url: str) -> str:
     """Normalise a county URL (``http(s)://host[:port][/prefix]``); Chinese error if it is not one."""
     text = (url or "").strip()
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
         raise UserError(f"县中心地址“{url}”不正确，应类似 https://county.example.cn 或 http://10.0.0.5:8000")
     return text.rstrip("/")
 

@@ -84,6 +84,6 @@ def plain_http_notice(session, url: str) -> str:
     with session.store.writing():
         session.store.set_meta(I.HTTP_NOTICE, url)
     return (
-        f"提示：县中心地址 {url} 使用未加密的 http。同步的数据本身已签名并加密，别人无法读取或篡改，"
+        f"提示：县中心地址 {url} 使用未加密的http连接。同步的数据本身已签名并加密，别人无法读取或篡改，"
         "但网络上的人能看到本站何时同步、传了多少。建议县中心启用 https（此提示只显示一次）"
     )

@@ -486,7 +486,7 @@ def test_plain_http_to_another_host_is_mentioned_once(tmp_path, capsys, monkeypa
         station = Station(tmp_path / "v", capsys, monkeypatch)
         rc, out, err = station("enroll", "--server", url, "--code", county.code(VILLAGE, "village"))
         assert rc == 0, err
-        assert err.count("未加密的 http") == 1 and url in err and "只显示一次" in err
+        assert err.count("未加密的http") == 1 and url in err and "只显示一次" in err
         rc, out, err = station("sync")
         assert rc == 0 and "http" not in err  # said once per station and address
         rc, out, err = station("--json", "sync")

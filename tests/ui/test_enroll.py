@@ -72,7 +72,7 @@ async def finish(pilot, screen: EnrollScreen, county) -> None:
     """The dialog shows the county's fingerprint until 完成 (Enter)."""
     await until(pilot, lambda: screen.result is not None)
     assert text_of(screen.query_one("#enroll-title")) == "登记成功"
-    assert text_of(screen.query_one("#enroll-fingerprint")) == county.county.fingerprint
+    assert text_of(screen.query_one("#enroll-fingerprint")) == f"县中心密钥指纹：{county.county.fingerprint}"
     assert pilot.app.screen is screen  # it stays until the person has compared
     await pilot.press("enter")
 

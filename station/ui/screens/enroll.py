@@ -132,7 +132,7 @@ class EnrollScreen(ModalScreen[Any]):
                     yield from self._field(
                         "县中心证书",
                         Input(
-                            placeholder="可选：县中心自建证书文件（.pem）的路径，https 时按县中心要求填写",
+                            placeholder="可选：县中心给的证书文件（.pem）路径",
                             id="ca",
                             compact=True,
                             select_on_focus=False,
@@ -171,7 +171,6 @@ class EnrollScreen(ModalScreen[Any]):
                     yield Static("", id="msg-offline", classes="enroll-msg", markup=False)
             with Vertical(id="enroll-done"):
                 yield Static("", id="enroll-done-text", markup=False)
-                yield Static("县中心密钥指纹", classes="enroll-label")
                 yield Static("", id="enroll-fingerprint", markup=False)
                 yield Static(
                     "请与县中心管理员给出登记码时读出的指纹逐位核对。不一致说明有人冒充县中心：请不要同步，立即联系县中心。",
@@ -371,7 +370,8 @@ class EnrollScreen(ModalScreen[Any]):
         self.query_one("#enroll-bottom").display = False
         first_line = result.text().split("\n", 1)[0]
         self.query_one("#enroll-done-text", Static).update(first_line)
-        self.query_one("#enroll-fingerprint", Static).update(result.fingerprint)
+        self.query_one("#enroll-fingerprint", Static).update(f"县中心密钥指纹：{result.fingerprint}")
+        self.query_one("#enroll-station").display = False  # it said "not enrolled"
         notice = self.query_one("#enroll-notice", Static)
         notice.update(result.notice)
         notice.display = bool(result.notice)
