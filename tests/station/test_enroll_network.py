@@ -163,6 +163,7 @@ class Relay:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.attack = True
+        self.drop_answers = False  # forward requests, but lose every answer on the way back
         self.seen: list[bytes] = []  # every request body, as read off the wire
         self.county_said: list[int] = []  # the county's status for each of the relay's own requests
         self.key = KeyPair.generate()
@@ -196,6 +197,9 @@ class Relay:
             headers={"Content-Type": handler.headers.get("Content-Type", "application/octet-stream")},
             timeout=30,
         )
+        if self.drop_answers:
+            handler.close_connection = True  # the county answered; the station never hears it
+            return
         self.reply(handler, r.status_code, r.content, r.headers.get("Content-Type", "application/json"))
 
     @staticmethod
@@ -284,6 +288,28 @@ def test_a_man_in_the_middle_can_neither_enroll_nor_pose_as_the_county(county, t
         relay.attack = False
         rc, _, err = victim("sync")
         assert rc == 0, err
+    finally:
+        relay.stop()
+
+
+def test_a_lost_answer_is_fetched_again_with_the_same_code(county, tmp_path, capsys, monkeypatch):
+    """The county enrolled us but its answer never arrived: the same code still brings it."""
+    station = Station(tmp_path / "v", capsys, monkeypatch)
+    code, fingerprint = county.code()
+    relay = Relay(county.url)
+    relay.attack, relay.drop_answers = False, True
+    try:
+        rc, _, err = station("enroll", "--server", relay.url, "--code", code)
+        assert rc == 3 and "无法连接县中心" in err, err
+        assert county.station_row(station.id) is not None  # the county did enroll us
+        assert not station.status()["enrolled"]
+        relay.drop_answers = False
+        rc, out, err = station("enroll", "--server", relay.url, "--code", code)
+        assert rc == 0 and fingerprint in out, err
+        assert (
+            county.station_row(station.id).sign_pub == json.loads(json.loads(relay.seen[-1])["h"])["sign_pub"]
+        )
+        assert station("sync")[0] == 0
     finally:
         relay.stop()
 

@@ -16,6 +16,7 @@ from schema.catalog import Catalog, default_catalog
 from schema.events import Event, verify_chain
 from sync import enrollment, envelope
 from sync.crypto import KeyPair
+from sync.messages import sign_doc
 from sync.server import cli
 from sync.server.audit import alarm_now
 from sync.server.db import connect
@@ -136,6 +137,17 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     assert fingerprint in out
     code, _, err = cc("enroll", "--request-file", tmp_path / "missing.json", "--response-file", resp)
     assert code == 2
+    # A request file changed on the stick (another key put in, re-signed) fails the code's check;
+    # no answer is written.
+    code2 = json.loads(cc("enroll", "--org", VILLAGE2, "--role", "village", "--json")[1])["code"]
+    other = make_station(VILLAGE2, "village")
+    real = other.enroll_request(code2)
+    liar = KeyPair.generate()
+    swapped = sign_doc({**json.loads(real["h"]), **liar.public.to_dict()}, liar) | {"m": real["m"]}
+    req.write_text(json.dumps(swapped), encoding="utf-8")
+    resp2 = tmp_path / "resp2.json"
+    code, _, err = cc("enroll", "--request-file", req, "--response-file", resp2)
+    assert code == 2 and "登记码校验" in err and not resp2.exists()
     # the station pushes a user, then shows up in the listings
     cdb = connect(cc.url)
     county = load_county(cdb)

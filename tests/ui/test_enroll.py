@@ -248,3 +248,36 @@ def test_where_errors_go():
     assert where_error_goes(CertificateError("https://county")) == "ca"
     assert where_error_goes(UserError("找不到县中心证书文件", field="ca")) == "ca"
     assert where_error_goes(UserError("x")) == "form"
+
+
+async def test_plain_http_to_another_machine_is_mentioned_once_after_enrolling(station_dir, make_app):
+    """The county reached by this PC's host name (not loopback): the result says so, once."""
+    import socket
+
+    from sync.server.app import BackgroundServer
+    from tests.station.sync_kit import CountyServer
+
+    county = CountyServer(station_dir.parent / "county")
+    county.server.stop()
+    server = BackgroundServer(county.app, host="0.0.0.0").start()
+    try:
+        url = f"http://{socket.gethostname()}:{server.port}"
+        app = make_app(station_dir)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await unlock(pilot)
+            app.push_screen(EnrollScreen())
+            await settle(pilot)
+            screen = await enroll_online(pilot, url, county.code(VILLAGE, "village"))
+            await until(pilot, lambda: screen.result is not None)
+            notice = screen.query_one("#enroll-notice", Static)
+            assert notice.display and "未加密的http" in text_of(notice) and url in text_of(notice)
+            await pilot.press("enter")
+            await settle(pilot)
+            app.push_screen(EnrollScreen())  # enrolling again, same address: nothing more to say
+            await settle(pilot)
+            screen = await enroll_online(pilot, url, county.code(VILLAGE, "village"))
+            await until(pilot, lambda: screen.result is not None)
+            assert not screen.query_one("#enroll-notice", Static).display
+    finally:
+        server.stop()
+        county.cdb.close()
