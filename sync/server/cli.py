@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "enroll",
         "生成工作站一次性登记码，或答复离线登记请求文件",
         cmd_enroll,
-        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码告诉工作站（7天内有效，只能用一次）。\n"
+        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码和县中心密钥指纹\n"
+        "当面或电话告知工作站（不要通过网络发送登记码；7天内有效，只能用一次）。\n"
         "离线登记：county-center enroll --request-file 请求.json --response-file 答复.json（需要管理口令）。",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
