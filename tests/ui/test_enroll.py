@@ -85,7 +85,8 @@ async def test_first_run_creates_the_station_then_enrolls_online(tmp_path, count
         await fill_wizard(pilot, app.screen, "online")
         enroll = app.screen
         assert "工作站已建立" in text_of(enroll.query_one("#enroll-station"))
-        assert enroll.query_one("#enroll-tabs", TabbedContent).active == "enroll-online"
+        tabs = enroll.query_one("#enroll-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "enroll-online")  # set once the tabs have mounted
         with open_station(root, "zhang", PIN) as s:
             code = county.code(s.config.org, "village")
             station = s.config.station_id
@@ -106,7 +107,8 @@ async def test_first_run_by_usb_opens_the_offline_tab(tmp_path, now, make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await fill_wizard(pilot, app.screen, "usb")
-        assert app.screen.query_one("#enroll-tabs", TabbedContent).active == "enroll-offline"
+        tabs = app.screen.query_one("#enroll-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "enroll-offline")  # set once the tabs have mounted
         await pilot.press("escape")  # 稍后登记: the station exists, home shows
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
