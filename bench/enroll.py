@@ -47,14 +47,18 @@ def main() -> None:
     n = 5 if args.quick else 30
     load_start = C.loadavg()
     code = "K7QX-M2PD-9TRW"
-    derive = C.median(C.time_calls(lambda: enrollment.derive(code, county_code), n, warmup=1))
+    derivations = C.time_calls(lambda: enrollment.derive(code, county_code), n, warmup=1)
+    derive = C.median(derivations)
+    # The guesser's figures use the FASTEST derivation seen (least disturbed by other jobs on a
+    # shared machine): the estimate errs in the guesser's favour.
+    fastest = min(derivations)
     compact = enrollment.normalize_code(code).encode()
     sha = C.median(
         C.time_calls(lambda: hashlib.sha256(b"enroll|" + compact + b"|station").digest(), n * 100, warmup=10)
     )
     codes = len(enrollment.CODE_ALPHABET) ** enrollment.CODE_LENGTH
-    all_codes_cpu_years = codes * derive / YEAR_S
-    cores_for_1_percent = codes * 0.01 * derive / LONGEST_CODE_LIFE_S
+    all_codes_cpu_years = codes * fastest / YEAR_S
+    cores_for_1_percent = codes * 0.01 * fastest / LONGEST_CODE_LIFE_S
 
     with tempfile.TemporaryDirectory(prefix="bench-enroll-") as tmp:
         cdb = connect(f"sqlite:///{tmp}/county.db")
@@ -79,13 +83,20 @@ def main() -> None:
         cdb.close()
 
     results = [
-        C.Result("derive a code: Argon2id 19 MiB, 2 passes (median)", C.ms(derive), "", None),
+        C.Result(
+            "derive a code: Argon2id 19 MiB, 2 passes: median / fastest",
+            f"{C.ms(derive)} / {C.ms(fastest)}",
+            "",
+            None,
+        ),
         C.Result(
             "baseline: SHA-256 of the code, the old check value (median)", f"{sha * 1e6:.2f} µs", "", None
         ),
-        C.Result("cost of one offline guess: Argon2id ÷ SHA-256", f"{derive / sha:,.0f}×", "", None),
         C.Result(
-            f"every code (30^12 = {codes:.2e}) at that cost, one core",
+            "cost of one offline guess: Argon2id (fastest) ÷ SHA-256", f"{fastest / sha:,.0f}×", "", None
+        ),
+        C.Result(
+            f"every code (30^12 = {codes:.2e}) at the fastest derivation, one core",
             f"{all_codes_cpu_years:.1e} CPU-years",
             "",
             None,
@@ -111,7 +122,8 @@ def main() -> None:
             f"Machine: {C.machine_line()}; load average (1 min) {load_start} at start, {C.loadavg()} at end  \n"
             "Setup: production enrollment KDF (`sync.enrollment.CODE_KDF`); the county center in-process on "
             "127.0.0.1 (SQLite), a fresh code per enrollment; the guessing figures are computed from the "
-            "measured derivation time (memory-hard: GPUs gain far less than for SHA-256).\n\n" + text
+            "fastest measured derivation (in the guesser's favour; Argon2id is memory-hard, so GPUs gain far "
+            "less than for SHA-256).\n\n" + text
         )
         C.update_section("Enrollment", body)
 

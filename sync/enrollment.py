@@ -20,9 +20,9 @@ The exchange is one request and one answer, online or as two files on a USB stic
   the county's keys only if ``m`` verifies and the answer names its own request.
 
 Someone who records both messages learns the code id, two MACs and public keys. To learn
-anything about the code they must run Argon2id once per guess over ~2^59 codes; at this
-machine's ~16 ms per guess that is ~10^8 CPU-years, while a code is valid for at most 90 days
-and is worthless once used. A relay that changes a request or answers in the county's place
+anything about the code they must run Argon2id once per guess over ~2^59 codes: ~5·10^8
+CPU-years at the fastest derivation measured here (``bench/enroll.py``), while a code is valid
+for at most 90 days and is worthless once used. A relay that changes a request or answers in the county's place
 is refused by the other side and learns nothing. What remains is the code's own secrecy (read
 it over a channel the attacker does not hold) and the fingerprint check (:func:`fingerprint`,
 printed by ``county-center enroll`` and shown by the station) for anyone who may have seen it.
@@ -53,7 +53,7 @@ from sync.messages import VERSION, doc_header, sign_doc
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud without mistakes
 CODE_LENGTH = 12
-# Argon2id at OWASP's minimum (19 MiB, 2 passes): ~16 ms here per guess. The code's entropy
+# Argon2id at OWASP's minimum (19 MiB, 2 passes): tens of ms per guess here. The code's entropy
 # (59 bits) is what makes offline guessing hopeless; the stretch multiplies it by Argon2id's
 # memory-hard cost. Fixed by the protocol: both sides must derive the same key.
 CODE_KDF = {"iterations": 2, "memory_cost": 19 * 1024, "lanes": 1}
