@@ -400,6 +400,8 @@ def enroll(args, out: Output) -> int:
         raise ValidationError("请用 --code 提供县中心管理员给出的登记码")
     if args.response_file and args.code:
         raise ValidationError("应用答复文件时不需要 --code（登记码已记在申请中）")
+    if args.ca_file and args.request_file:
+        raise ValidationError("写申请文件时不需要 --ca-file；请在应用答复文件（--response-file）或在线登记时指定")
     with _session(args) as s:
         if args.request_file:
             path = enrolling.write_request(s, args.request_file, args.code)
@@ -409,13 +411,21 @@ def enroll(args, out: Output) -> int:
             return 0
         try:
             if args.response_file:
-                result = enrolling.apply_response_file(s, args.response_file)
+                result = enrolling.apply_response_file(s, args.response_file, ca_file=args.ca_file)
             else:
-                result = enrolling.enroll_online(s, args.server, args.code)
+                result = enrolling.enroll_online(s, args.server, args.code, ca_file=args.ca_file)
         except Offline as e:
             return _offline(out, e)
     out.emit(result.to_dict(), result.text())
+    _notices([result.notice])
     return 0
+
+
+def _notices(notices: list[str]) -> None:
+    """Worth telling, not errors: on stderr, so that --json output stays one document."""
+    for notice in notices:
+        if notice:
+            print(notice, file=sys.stderr)
 
 
 def _progress_printer():
@@ -437,6 +447,7 @@ def sync(args, out: Output) -> int:
         report = sync_now(s, progress=None if args.json else _progress_printer(), url=args.server,
                           retry_blocked=args.retry)
     out.emit(report.to_dict(), report.summary)
+    _notices(report.notices)
     if report.messages:
         print("错误：" + "；".join(report.messages), file=sys.stderr)
     return report.exit_code

@@ -42,7 +42,7 @@ EXIT_INTERNAL = 70
 
 SYNC_EXIT_CODES = """退出码：
   0  全部完成
-  2  县中心拒收了部分内容、本站已被注销，或输入/文件有误（原因见错误提示）
+  2  县中心拒收了部分内容、本站已被注销、县中心证书校验失败，或输入/文件有误（原因见错误提示）
   3  无法连接县中心（本机数据已保存，网络恢复后再同步即可）"""
 
 
@@ -173,12 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
         "enroll", help="登记到县中心（登记码由县中心管理员提供）",
         description="在线登记：station enroll --server 县中心地址 --code 登记码\n"
                     "离线登记：station enroll --request-file 文件 --code 登记码（生成申请文件，用U盘交给县中心），\n"
-                    "          再用 station enroll --response-file 答复文件 应用县中心的答复",
+                    "          再用 station enroll --response-file 答复文件 应用县中心的答复\n"
+                    "登记码不会在网络上或文件中出现：双方各自用它校验对方。登记成功后显示县中心密钥指纹，\n"
+                    "请与县中心管理员生成登记码时显示的指纹核对，不一致说明有人冒充县中心，请立即联系县中心。",
         epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--server", default=None, help="县中心地址，如 https://county.example.cn")
     s.add_argument("--code", default=None, help="一次性登记码，如 K7QX-M2PD-9TRW")
     s.add_argument("--request-file", type=Path, default=None, help="离线登记：写出登记申请文件")
     s.add_argument("--response-file", type=Path, default=None, help="离线登记：应用县中心的答复文件")
+    s.add_argument("--ca-file", type=Path, default=None,
+                   help="县中心自建证书机构（CA）的证书文件（PEM）；县中心用 https 且证书不是公共机构签发时需要，"
+                        "保存后每次同步都用它核对县中心的证书")
     s.set_defaults(func=commands.enroll)
     s = sub.add_parser(
         "sync", help="与县中心同步：先上传本站记录，再下载县中心数据",

@@ -46,7 +46,7 @@ class StationInfo:
     county_name: str
     county_url: str  # the URL syncs use (settings first, else the one learnt at enrollment)
     key_fingerprint: str  # this station's signing key (as the county admin sees it), "" if not enrolled
-    county_fingerprint: str
+    county_fingerprint: str  # the county's keys (sync.enrollment.fingerprint), "" if not enrolled
     revoked: bool
     revoked_reason: str
     request_pending: bool  # an offline enrollment request was written; its answer is awaited
@@ -88,11 +88,11 @@ def station_info(session: Session) -> StationInfo:
         county_name=county.name if county else "",
         county_url=I.county_url(session),
         key_fingerprint=fingerprint(key_id(keypair.public.sign)) if keypair is not None and enrolled else "",
-        county_fingerprint=fingerprint(key_id(county.sign_pub)) if county is not None else "",
+        county_fingerprint=county.fingerprint if county is not None else "",
         revoked=bool(revoked),
         revoked_reason=str(revoked.get("reason", "")),
-        request_pending=bool(pending) and not enrolled,
-        request_at=str(pending.get("at", "")),
+        request_pending=bool(pending.get("written_at")) and not enrolled,
+        request_at=str(pending.get("written_at", "")),
     )
 
 

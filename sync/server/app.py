@@ -49,6 +49,15 @@ SIGNED_SCHEMA = {
         "s": {"type": "string", "description": "base64 Ed25519 signature over h"},
     },
 }
+# An enrollment request or answer (sync.enrollment): signed, plus the MAC keyed from the one-time code.
+ENROLL_SCHEMA = {
+    "type": "object",
+    "required": ["h", "s", "m"],
+    "properties": {
+        **SIGNED_SCHEMA["properties"],
+        "m": {"type": "string", "description": "base64 HMAC-SHA256 over h, keyed from the one-time code"},
+    },
+}
 BINARY = {"content": {api.OCTET: {"schema": {"type": "string", "format": "binary"}}}}
 REFUSALS = {
     str(code): {"description": desc, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
@@ -120,11 +129,11 @@ def create_app(
 
     @app.post(
         "/v1/enroll",
-        summary="工作站登记（签名的登记请求 → 签名的登记答复）",
+        summary="工作站登记（经登记码校验的登记请求 → 县中心签名并经登记码校验的答复；登记码本身不传输）",
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED_SCHEMA}}}
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ENROLL_SCHEMA}}}
         },
-        responses={"200": {"content": {"application/json": {"schema": SIGNED_SCHEMA}}}, **REFUSALS},
+        responses={"200": {"content": {"application/json": {"schema": ENROLL_SCHEMA}}}, **REFUSALS},
     )
     async def enroll(request: Request) -> Response:
         async def run(info: dict) -> Response:

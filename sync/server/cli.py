@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,18 +83,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", default="", help="工作站访问县中心的地址（登记时告知工作站），如 http://10.0.0.5:8470"
     )
 
-    s = cmd("serve", "启动同步服务（需要管理口令）", cmd_serve)
+    s = cmd(
+        "serve",
+        "启动同步服务（需要管理口令）",
+        cmd_serve,
+        epilog="对外服务请用 https：--tls-cert 证书 --tls-key 私钥，或放在 nginx 等反向代理之后（见 docs/county-center.md）。",
+    )
     s.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1；对外服务用 0.0.0.0）")
     s.add_argument("--port", type=int, default=8470, help="端口（默认 8470；0 表示任选空闲端口）")
     s.add_argument(
-        "--url", default="", help="工作站访问县中心的地址（默认为数据库中保存的地址或 http://主机:端口）"
+        "--url", default="", help="工作站访问县中心的地址（默认为数据库中保存的地址或 http(s)://主机:端口）"
+    )
+    s.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="TLS证书文件（PEM，含中间证书）；与 --tls-key 一起给出时用 https 服务",
+    )
+    s.add_argument(
+        "--tls-key", type=Path, default=None, help="TLS私钥文件（PEM，不加密；只应让运行本服务的账户可读）"
     )
 
     s = cmd(
         "enroll",
         "生成工作站一次性登记码，或答复离线登记请求文件",
         cmd_enroll,
-        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码告诉工作站（7天内有效，只能用一次）。\n"
+        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码和县中心密钥指纹\n"
+        "当面或电话告知工作站（不要通过网络发送登记码；7天内有效，只能用一次）。\n"
         "离线登记：county-center enroll --request-file 请求.json --response-file 答复.json（需要管理口令）。",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -211,8 +227,15 @@ def cmd_init(args) -> int:
     )
     _out(
         args,
-        {"county": county.code, "name": county.name, "station": county.station, "db": cdb.url},
+        {
+            "county": county.code,
+            "name": county.name,
+            "station": county.station,
+            "db": cdb.url,
+            "fingerprint": county.fingerprint,
+        },
         f"县中心已初始化：{county.name}（{county.code}）\n县中心编号：{county.station}\n数据库：{cdb.url}\n"
+        f"县中心密钥指纹：{county.fingerprint}\n"
         "请牢记管理口令：丢失后无法恢复县中心密钥。",
     )
     return EXIT_OK
@@ -223,6 +246,7 @@ def cmd_serve(args) -> int:
 
     from sync.server.app import create_app
 
+    tls = _tls_options(args.tls_cert, args.tls_key)
     cdb = _db(args)
     county = _unlocked(cdb)
     if not 0 <= args.port <= 65535:
@@ -241,14 +265,37 @@ def cmd_serve(args) -> int:
     sock.listen(2048)  # connections queue from now on, even before uvicorn takes the socket
     port = sock.getsockname()[1]
     settings = Settings(
-        db_url=cdb.url, host=args.host, port=port, public_url=args.url or cdb.get_meta("url") or ""
+        db_url=cdb.url,
+        host=args.host,
+        port=port,
+        public_url=args.url or cdb.get_meta("url") or "",
+        tls=tls is not None,
     )
     app = create_app(settings, cdb=cdb, county=county)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"县中心已启动：http://{args.host}:{port}（{county.name}，按 Ctrl+C 停止）", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
+    scheme = "https" if tls else "http"
+    print(f"县中心已启动：{scheme}://{args.host}:{port}（{county.name}，按 Ctrl+C 停止）", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30, **(tls or {}))
     uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK
+
+
+def _tls_options(cert: Path | None, key: Path | None) -> dict[str, str] | None:
+    """uvicorn's ssl options, after checking that the files load and belong together (Chinese errors)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UserError("启用 https 需要同时给出 --tls-cert（证书）和 --tls-key（私钥）")
+    for path, what in ((cert, "证书"), (key, "私钥")):
+        if not path.is_file():
+            raise UserError(f"找不到TLS{what}文件 {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise UserError(
+            f"无法加载TLS证书和私钥（{getattr(e, 'reason', None) or e}）：请确认是PEM格式、私钥未加密且与证书配对"
+        ) from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 def cmd_enroll(args) -> int:
@@ -267,8 +314,16 @@ def cmd_enroll(args) -> int:
     code = registry.make_code(cdb, county, org=args.org, level=args.role, name=args.name, days=args.days)
     _out(
         args,
-        {"code": code, "org": args.org, "level": args.role, "days": args.days},
-        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {args.org}）",
+        {
+            "code": code,
+            "org": args.org,
+            "level": args.role,
+            "days": args.days,
+            "fingerprint": county.fingerprint,
+        },
+        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {args.org}）\n"
+        f"县中心密钥指纹：{county.fingerprint}\n"
+        "请当面或电话告知登记码和指纹，不要通过网络发送登记码；工作站登记后显示的指纹应与此一致。",
     )
     return EXIT_OK
 
@@ -298,8 +353,10 @@ def _enroll_offline(args, cdb: CountyDB) -> int:
             "org": doc["org"],
             "level": doc["level"],
             "file": str(args.response_file),
+            "fingerprint": county.fingerprint,
         },
-        f"已登记工作站 {doc['station']}（{doc['org']}），答复文件：{args.response_file}",
+        f"已登记工作站 {doc['station']}（{doc['org']}），答复文件：{args.response_file}\n"
+        f"县中心密钥指纹：{county.fingerprint}（工作站应用答复后显示的指纹应与此一致）",
     )
     return EXIT_OK
 
