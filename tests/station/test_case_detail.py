@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from schema import events as K
-from schema.case import State
 from schema import rules
+from schema.case import State
 from station import clock
 from station.services import case_detail, cases
 from tests.helpers import DIBAO, PENSION, id_number, make_station, material_names, rongque_names

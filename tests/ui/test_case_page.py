@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.widgets import RadioSet, Static
 
 from schema import events as K
+from schema import rules
 from schema.case import State
 from schema.events import seal
-from schema import rules
 from station import clock
 from station.services import case_detail, cases
 from station.ui.screens.case_page import CaseScreen, action_dialog

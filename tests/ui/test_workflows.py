@@ -8,7 +8,7 @@ from textual.widgets import RadioSet
 from schema.case import State
 from station.services import cases
 from station.ui.screens.case_page import CaseScreen
-from station.ui.screens.dialogs import FormDialog, ReasonDialog
+from station.ui.screens.dialogs import FormDialog
 from station.ui.screens.inbox import InboxScreen
 from tests.helpers import DIBAO, TOWN, VILLAGE, id_number, make_station, material_names, rongque_names
 from tests.ui.cases_support import county_station, idle, on_screen, screen_text, session, town_station, until
