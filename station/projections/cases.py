@@ -222,14 +222,18 @@ class CaseProjection:
 
     def fold_all(self, events: list[Event]) -> dict[str, CaseView]:
         """Fold every case from scratch, in memory (``station verify``, rebuilds)."""
-        by_case: dict[str, list[Event]] = {}
-        for ev in events:
-            if ev.kind.startswith("case."):
-                by_case.setdefault(ev.subject, []).append(ev)
-        out = {}
-        for cid, evs in by_case.items():
-            view = rules.fold(evs, self.who)
-            if view is not None:
-                out[cid] = view
-        return out
+        return fold_all(events, self.who)
 
+
+def fold_all(events: list[Event], who: Who = rules.claimed) -> dict[str, CaseView]:
+    """Every case the events make, folded from scratch in memory."""
+    by_case: dict[str, list[Event]] = {}
+    for ev in events:
+        if ev.kind.startswith("case."):
+            by_case.setdefault(ev.subject, []).append(ev)
+    out = {}
+    for cid, evs in by_case.items():
+        view = rules.fold(evs, who)
+        if view is not None:
+            out[cid] = view
+    return out

@@ -220,6 +220,7 @@ def _catalog_tables(catalog: Catalog) -> tuple[list[list], list[list]]:
             "收费说明",
             "村级可受理",
             "联办部门",
+            "即办层级",
             "设定依据",
             "办事指南",
         ]
@@ -243,6 +244,7 @@ def _catalog_tables(catalog: Catalog) -> tuple[list[list], list[list]]:
                 it.fee_note,
                 "是" if it.village_may_accept else "否",
                 "、".join(it.co_departments),
+                "、".join(lv.label for lv in it.immediate_levels),
                 it.basis,
                 it.guide,
             ]
