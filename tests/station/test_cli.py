@@ -217,11 +217,11 @@ def test_wrong_pin(cli, saved):
 
 
 def test_locked_out_user(cli, saved, monkeypatch):
-    monkeypatch.setattr(keyslots, "_wait_seconds", lambda u, now: 0)  # no waiting between tries
+    monkeypatch.setattr(keyslots, "FREE_FAILURES", keyslots.MAX_FAILURES)  # no waiting between tries
     for left in range(9, 0, -1):
         cli("case", "list", pin="wrong-pin").failed_cleanly(f"还可尝试{left}次")
-    cli("case", "list", pin="wrong-pin").failed_cleanly("已被锁定")
-    cli("case", "list").failed_cleanly("已被锁定")  # the right PIN no longer opens the slot
+    cli("case", "list", pin="wrong-pin").failed_cleanly("已被锁定15分钟")
+    cli("case", "list").failed_cleanly("已被锁定")  # the right PIN waits for the lock to end
     r = cli("user", "list", user="clerk1", as_json=True)
     assert [u["locked"] for u in r.json["items"] if u["login"] == "agent1"] == [True]
     cli.intact(1)
