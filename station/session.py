@@ -137,6 +137,11 @@ def unlock(root: str | Path, login: str, pin: str) -> Session:
     cfg = data.load_config()
     slots = KeySlots.load(data.slots)
     user, key = slots.unlock(login, pin)
+    return open_session(data, cfg, slots, user, key)
+
+
+def open_session(data: DataDir, cfg: StationConfig, slots: KeySlots, user: SlotInfo, key: bytearray) -> Session:
+    """The database opened with a data key just unwrapped (by a PIN, or by a county recovery)."""
     db = None
     try:
         db = open_database(data.db, key)

@@ -63,9 +63,12 @@ def _login(args) -> str:
     raise ValidationError("本工作站有多个用户，请用 --user 指定登录名：" + "、".join(u.login for u in active))
 
 
-def _session(args) -> Session:
+def _session(args, pin: str | None = None) -> Session:
     login = _login(args)
-    return unlock(args.data_dir, login, _secret("STATION_PIN", f"{login} 的PIN："))
+    session = unlock(args.data_dir, login, pin or _secret("STATION_PIN", f"{login} 的PIN："))
+    for notice in session.slots.notices:  # e.g. a full disk: the failure counter could not be saved
+        print("提示：" + notice, file=sys.stderr)
+    return session
 
 
 # -- station and users ---------------------------------------------------------------
@@ -105,13 +108,6 @@ def user_disable(args, out: Output) -> None:
     with _session(args) as s:
         users.disable_user(s, args.target)
     out.emit({"login": args.target}, f"已停用用户 {args.target}")
-
-
-def user_reset_pin(args, out: Output) -> None:
-    with _session(args) as s:
-        pin = _secret("STATION_NEW_PIN", f"为 {args.target} 设置新PIN：", confirm=True)
-        users.reset_pin(s, args.target, pin)
-    out.emit({"login": args.target}, f"已重置用户 {args.target} 的PIN")
 
 
 # -- catalog -------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -63,6 +63,7 @@ from schema.errors import NotFoundError, UserError, ValidationError
 from schema.org import Role
 from station.clock import CST
 from station.store.atomicfile import atomic_write
+from sync import recovery as recovery_format
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,7 @@ _PENDING_AAD = b"station-recovery-pending/v1/"
 _DEVICE_INFO = b"station-keyslot/v2/device/"
 _DEVICE_CHECK = b"station-keyslot/v2/device-check"
 _REQUESTER_INFO = b"station-keyslot/v2/requester"
-_RECOVERY_INFO = b"station-recovery/v1/"
 _KEY_CHECK = b"station-keyslot/v1/key-check"
-_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _LOGIN_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _CORRUPT = "密钥文件损坏或缺失：{}，请联系县中心使用恢复密钥"
 BACKUP_WARNING = "密钥文件已损坏，已改用备份文件；最近一次的用户变更可能已丢失，请管理员核对用户列表"
@@ -417,7 +416,7 @@ class KeySlots:
         with _file_lock(self.path):
             self._begin()
             self._check_data_key(data_key)
-            enc = _SUITE.encrypt(data_key, pub, info=_RECOVERY_INFO + self.station_id.encode())
+            enc = recovery_format.seal_slot(data_key, pub.public_bytes_raw(), self.station_id)
             old = self._doc["recovery"] or {}
             same_county = old.get("public_key") == _b64(bytes(county_public_key))
             self._doc["recovery"] = dict(
@@ -714,7 +713,6 @@ def recover_data_key(
 
 
 def open_recovery_slot(enc: bytes, station_id: str, county_private_key: bytes | X25519PrivateKey) -> bytearray:
-    """K from a recovery slot's sealed bytes (the county side of both recovery routes)."""
     priv = county_private_key
     if not isinstance(priv, X25519PrivateKey):
         try:
@@ -722,8 +720,8 @@ def open_recovery_slot(enc: bytes, station_id: str, county_private_key: bytes | 
         except (ValueError, TypeError):
             raise RecoveryError("恢复私钥格式无效（应为32字节的X25519私钥）") from None
     try:
-        return bytearray(_SUITE.decrypt(enc, priv, info=_RECOVERY_INFO + station_id.encode()))
-    except (InvalidTag, ValueError):
+        return recovery_format.open_slot(enc, station_id, priv)
+    except UserError:
         raise RecoveryError("恢复私钥与该站点不匹配，无法恢复数据密钥") from None
 
 
