@@ -82,6 +82,14 @@ def init(args, out: Output) -> None:
         cfg = s.config
         out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": args.init_login},
                  f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {args.init_login}（{role.label}）")
+        _warn_if_file_only(s)
+
+
+def _warn_if_file_only(s: Session) -> None:
+    """Tell the admin when PINs are protected by the key file alone (no credential store here)."""
+    protection = s.slots.protection()
+    if protection.file_only:
+        print(protection.text(), file=sys.stderr)
 
 
 def user_add(args, out: Output) -> None:
@@ -97,6 +105,7 @@ def user_add(args, out: Output) -> None:
 def user_list(args, out: Output) -> None:
     with _session(args) as s:
         rows = users.list_users(s)
+        _warn_if_file_only(s)
     data = [{"login": u.login, "name": u.name, "role": u.role.value, "disabled": u.disabled,
              "locked": u.locked, "failures": u.failures} for u in rows]
     lines = [f"{u.login:<16}{u.name:<10}{u.role.label:<8}"

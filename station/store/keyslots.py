@@ -76,7 +76,7 @@ MAX_DELAY_S = 300
 LOCK_STEPS_S = (15 * 60, 60 * 60, 4 * 60 * 60, 24 * 60 * 60)  # 10th failure, 11th, 12th, 13th and later
 MAX_RECOVERY_FAILURES = 5  # wrong new PINs when applying a county answer before the request is void
 LOCK_TIMEOUT_S = 15.0
-RESERVE_BYTES = 64 * 1024
+RESERVE_BYTES = 256 * 1024  # room for the counter and for opening the database (WAL index)
 _SLOT_AAD = b"station-keyslot/v1/"
 _PENDING_AAD = b"station-recovery-pending/v1/"
 _DEVICE_INFO = b"station-keyslot/v2/device/"
@@ -86,6 +86,7 @@ _KEY_CHECK = b"station-keyslot/v1/key-check"
 _LOGIN_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _CORRUPT = "密钥文件损坏或缺失：{}，请联系县中心使用恢复密钥"
 BACKUP_WARNING = "密钥文件已损坏，已改用备份文件；最近一次的用户变更可能已丢失，请管理员核对用户列表"
+LOW_DISK_NOTICE = "磁盘空间已满：已动用预留空间，现在可以查看和导出，但新的办理可能无法保存。请尽快删除不需要的文件"
 MIN_PIN, MIN_PASSPHRASE, MAX_SECRET = 6, 8, 64
 PASSPHRASE_RULE = "口令至少8个字符，并须包含字母、数字、符号、汉字中的至少两类（全用汉字时至少6个字）"
 
@@ -675,9 +676,10 @@ class KeySlots:
             try:
                 self._write(data, revoke)
             except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not _release_reserve(self.path):
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not release_reserve(self.path):
                     raise
                 self._write(data, revoke)
+                self.notices.append(LOW_DISK_NOTICE)
         except OSError as e:
             raise SlotFileError(_write_problem(self.path, e)) from e
         self.restored_from_backup = False
@@ -789,7 +791,8 @@ def _keep_reserve(path: Path) -> None:
             reserve.unlink()
 
 
-def _release_reserve(path: Path) -> bool:
+def release_reserve(path: Path) -> bool:
+    """Give up the disk space set aside beside ``path`` (the slot file); False if there was none."""
     try:
         _reserve_of(path).unlink()
     except OSError:
