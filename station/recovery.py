@@ -195,6 +195,7 @@ def _prepare(root: str | Path, login: str, new_pin: str) -> tuple[DataDir, dict[
     )
     started = Started(request_id, wire_format.check_code(wire), user.login, user.name, cfg.name,
                       cfg.station_id, cfg.org)
+    slots.note_check_code(login, request_id, started.check_code)
     return data, wire, started
 
 

@@ -54,8 +54,9 @@ def recover(args, out: Output) -> int:
         if args.fetch:
             answer = recovery.fetch(args.data_dir, login, url=args.server)
             if answer is None:
-                out.emit({"login": login, "status": "pending"},
-                         "县中心还没有批准这次申请。请确认已打电话报出核对码，稍后再运行 station recover --fetch")
+                code = (recovery.pending(args.data_dir, login) or {}).get("check", "")
+                out.emit({"login": login, "status": "pending", "check_code": code},
+                         f"县中心还没有批准这次申请。请确认已打电话报出核对码 {code}，稍后再运行 station recover --fetch")
                 return EXIT_WAITING
     except Offline as e:
         out.error(e)

@@ -494,6 +494,15 @@ class KeySlots:
             self._commit()
         return eph.public_key().public_bytes_raw()
 
+    def note_check_code(self, login: str, request_id: str, code: str) -> None:
+        """Keep the request's check code with it, to show again while the county decides."""
+        with _file_lock(self.path):
+            self._begin()
+            pending = self._user(login).get("recovery_pending")
+            if pending and pending["id"] == request_id:
+                pending["check"] = code
+                self._commit()
+
     def pending_recovery(self, login: str) -> dict[str, Any] | None:
         pending = self._user(login).get("recovery_pending")
         return dict(pending) if pending else None
@@ -1078,6 +1087,8 @@ def _check_doc(doc: Any) -> None:
         if (pending := field(u, "recovery_pending", dict, type(None))) is not None:
             field(pending, "id", str)
             field(pending, "at", str)
+            if "check" in pending:
+                field(pending, "check", str)
             if field(pending, "failures", int) < 0:
                 raise ValueError("negative failures")
             check_slot(field(pending, "slot", dict), 32)

@@ -131,6 +131,7 @@ def test_locked_out_agent_recovers_online(village):
 
     rc, waiting, err = village.station("recover", "--fetch", pin=None, new_pin=NEW_PIN)
     assert rc == 4 and waiting["status"] == "pending", err
+    assert waiting["check_code"] == started["check_code"]  # shown again for the phone call
 
     rc, out, err = village.county_cli("--json", "recover", "--list")
     listed = json.loads(out)
