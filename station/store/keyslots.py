@@ -8,7 +8,8 @@ copy of the data directory then cannot be guessed offline without the PC's store
 (``station.store.devicesecret``). Slots made before the store was available (or by an older
 program) are re-wrapped at their user's next unlock. The file also holds the recovery slot (K
 sealed with HPKE to the county's X25519 recovery key), what a locked-out user needs to ask the
-county for recovery (``station.recovery``), and the failure counters.
+county for recovery (``station.recovery``), and the failure counters. A backup restored on a new PC
+opens through that recovery; the file is then bound to the new PC's secret.
 
 No PIN hash or verifier is stored: a wrong PIN shows up only as a GCM tag failure, after the full KDF.
 Adding, disabling and re-PINning users rewrites slots, never the database. Who may do what is the
@@ -81,7 +82,6 @@ _SLOT_AAD = b"station-keyslot/v1/"
 _PENDING_AAD = b"station-recovery-pending/v1/"
 _DEVICE_INFO = b"station-keyslot/v2/device/"
 _DEVICE_CHECK = b"station-keyslot/v2/device-check"
-_REQUESTER_INFO = b"station-keyslot/v2/requester"
 _KEY_CHECK = b"station-keyslot/v1/key-check"
 _LOGIN_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _CORRUPT = "密钥文件损坏或缺失：{}，请联系县中心使用恢复密钥"
@@ -391,7 +391,7 @@ class KeySlots:
             if u["disabled"]:
                 raise UserDisabled("该用户已停用，不能重置PIN")
             self._check_data_key(data_key)
-            u.update(_fresh_slot(new_pin, u["user_id"], data_key, params, self._device_for_new_slot()))
+            u.update(_fresh_slot(new_pin, u["user_id"], data_key, params, self._device_for_new_slot(u["user_id"])))
             u["recovery_pending"] = None
             self._commit(revoke=True)
 
@@ -431,41 +431,27 @@ class KeySlots:
             self._commit(revoke=True)  # a replaced county key must not live on in the .bak
 
     def set_requester(self, private_key: bytes, cert: dict[str, str]) -> None:
-        """Store the key that signs recovery requests (sealed with the device secret where there is one)."""
+        """Store the key that signs recovery requests, in the clear: it must still work when the
+        database is locked, and on a new PC after a backup was restored there. It can only ask;
+        the county admin's phone call decides (``docs/security.md``)."""
         with _file_lock(self.path):
             self._begin()
             rec = self._doc["recovery"]
             if rec is None:
                 raise RecoveryError("尚未登记县中心恢复公钥，不能设置恢复申请密钥")
             public = Ed25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
-            secret, sealed = bytes(private_key), False
-            device = self._device_secret(create=True)
-            if device is not None:
-                nonce = os.urandom(12)
-                secret, sealed = nonce + AESGCM(_hkdf(device, _REQUESTER_INFO)).encrypt(
-                    nonce, secret, self.station_id.encode()
-                ), True
-            rec["requester"] = dict(public=_b64(public), secret=_b64(secret), sealed=sealed, cert=dict(cert))
+            rec["requester"] = dict(public=_b64(public), secret=_b64(bytes(private_key)), cert=dict(cert))
             self._commit()
 
     def requester(self) -> tuple[Ed25519PrivateKey, dict[str, str]]:
-        """The recovery-request signing key and its certificate; RecoveryError if unusable."""
+        """The recovery-request signing key and its certificate; RecoveryError if there is none yet."""
         rec = self._doc["recovery"]
         req = rec.get("requester") if rec else None
         if req is None:
             raise RecoveryError(
                 "本工作站还不能向县中心申请恢复：请先登记到县中心并同步一次（由能登录的用户操作）"
             )
-        raw = _unb64(req["secret"])
-        if req["sealed"]:
-            device = self._device_secret(create=False)
-            if device is None:
-                raise DeviceSecretMissing(_DEVICE_MISSING)
-            try:
-                raw = AESGCM(_hkdf(device, _REQUESTER_INFO)).decrypt(raw[:12], raw[12:], self.station_id.encode())
-            except InvalidTag:
-                raise DeviceSecretMissing(_DEVICE_MISSING) from None
-        return Ed25519PrivateKey.from_private_bytes(raw), dict(req["cert"])
+        return Ed25519PrivateKey.from_private_bytes(_unb64(req["secret"])), dict(req["cert"])
 
     # -- recovery by the county ------------------------------------------------------------------
 
@@ -487,7 +473,7 @@ class KeySlots:
                 raise UserDisabled("该用户已停用，不能申请恢复；请联系上级人员")
             if self._doc["recovery"] is None:
                 raise RecoveryError("本工作站没有恢复槽（尚未登记到县中心），无法由县中心恢复")
-            device = self._device_for_new_slot()
+            device = self._device_for_new_slot(u["user_id"])
             aad = _PENDING_AAD + f"{u['user_id']}/{request_id}".encode()
             slot = _wrap(new_pin, eph.private_bytes_raw(), aad, params, device)
             u["recovery_pending"] = dict(id=request_id, at=at, slot=slot, failures=0)
@@ -549,7 +535,7 @@ class KeySlots:
                 u = self._user(login)
                 if len(key) != 32 or not hmac.compare_digest(_key_check(key), _unb64(self._doc["key_check"] or "")):
                     raise RecoveryError("县中心答复中的密钥与本工作站不符，无法恢复。请联系县中心")
-                device = self._device_for_new_slot()
+                device = self._device_for_new_slot(u["user_id"])
                 u.update(_slot_from(stretched, slot, user_id, key, device))
                 u["recovery_pending"] = None
                 self._commit(revoke=True)
@@ -616,25 +602,34 @@ class KeySlots:
             if not self.notices:
                 self.notices.append(e.message)
 
-    def _device_secret(self, *, create: bool) -> bytes | None:
-        """This computer's device secret for this file (created on first use when ``create``)."""
+    def _device_secret(self, *, create: bool, replacing: str | None = None) -> bytes | None:
+        """This computer's device secret for this file (created on first use when ``create``).
+
+        On a PC that lacks the secret the file names (a backup restored on a new PC), slots bound
+        to it cannot open here anyway; once none is left (``replacing`` is the user whose slot is
+        being re-made), the file is bound to this PC's secret instead.
+        """
         from station.store import devicesecret
 
         info = self._doc.get("device")
-        if info is None:
-            if not create:
+        if info is not None:
+            try:
+                secret = devicesecret.load(info["name"])
+            except devicesecret.DeviceSecretError:
+                secret = None
+            if secret is not None and hmac.compare_digest(_device_check(secret), _unb64(info["check"])):
+                return secret
+            still_bound = any(
+                u["slot"] and u["slot"].get("device") and u["user_id"] != replacing for u in self._doc["users"]
+            )
+            if not create or still_bound:
                 return None
-            secret = devicesecret.load_or_create(self.station_id)
-            if secret is None:
-                return None
-            self._doc["device"] = dict(name=self.station_id, check=_b64(_device_check(secret)))
-            return secret
-        try:
-            secret = devicesecret.load(info["name"])
-        except devicesecret.DeviceSecretError:
+        if not create:
             return None
-        if secret is None or not hmac.compare_digest(_device_check(secret), _unb64(info["check"])):
+        secret = devicesecret.load_or_create(self.station_id)
+        if secret is None:
             return None
+        self._doc["device"] = dict(name=self.station_id, check=_b64(_device_check(secret)))
         return secret
 
     def _device_secret_for(self, slot: dict[str, Any]) -> bytes | None:
@@ -646,8 +641,8 @@ class KeySlots:
             raise DeviceSecretMissing(_DEVICE_MISSING)
         return secret
 
-    def _device_for_new_slot(self) -> bytes | None:
-        secret = self._device_secret(create=True)
+    def _device_for_new_slot(self, replacing: str | None = None) -> bytes | None:
+        secret = self._device_secret(create=True, replacing=replacing)
         if secret is None and self._doc.get("device") is not None:
             log.warning("device secret unavailable: new slot is file-only")
         return secret
@@ -1066,7 +1061,7 @@ def _check_doc(doc: Any) -> None:
             _unb64(rec["county_sign_pub"], 32)
         if (req := field(rec, "requester", dict, type(None))) is not None:
             _unb64(field(req, "public", str), 32)
-            _unb64(field(req, "secret", str), 12 + 32 + 16 if field(req, "sealed", bool) else 32)
+            _unb64(field(req, "secret", str), 32)
             cert = field(req, "cert", dict)
             field(cert, "h", str)
             field(cert, "s", str)

@@ -254,3 +254,35 @@ def test_recovery_endpoint_refuses_garbage_with_4xx_and_an_audit_row(village):
     assert r.status_code == 400
     audit = json.loads(village.county_cli("--json", "audit")[1])
     assert sum(1 for a in audit if a["endpoint"] == "recovery" and a["status"] >= 400) >= 6
+
+
+def test_a_backup_restored_on_a_new_pc_is_recovered_and_bound_to_that_pc(device_store, village, tmp_path):
+    """Slots bound to the old PC's device secret cannot open on a new PC; the county recovery can."""
+    import shutil
+
+    import keyring
+
+    from tests.keyring_backend import MemoryKeyring
+
+    slots_doc = json.loads((village.data / ks.FILE_NAME).read_text("utf-8"))
+    assert slots_doc["users"][0]["slot"]["device"] is True  # bound to the old PC
+    new_pc = tmp_path / "new-pc"
+    shutil.copytree(village.data, new_pc)
+    keyring.set_keyring(MemoryKeyring())  # the new PC's own, empty credential store
+    village.data = new_pc
+    rc, _, err = village.station("case", "list")
+    assert rc == 2 and "设备密钥" in err  # the right PIN alone does not open it here
+
+    rc, started, err = village.station("recover", "--request-file", str(tmp_path / "req.json"), pin=None,
+                                       new_pin=NEW_PIN)
+    assert rc == 0, err
+    rc, _, err = village.county_cli("recover", str(tmp_path / "req.json"), "--response-file",
+                                    str(tmp_path / "answer.json"), "--check", started["check_code"])
+    assert rc == 0, err
+    rc, _, err = village.station("recover", "--response-file", str(tmp_path / "answer.json"), pin=None,
+                                 new_pin=NEW_PIN)
+    assert rc == 0, err
+    rc, cases, err = village.station("case", "list", pin=NEW_PIN)
+    assert rc == 0 and len(cases["items"]) == 1, err
+    after = json.loads((new_pc / ks.FILE_NAME).read_text("utf-8"))
+    assert after["users"][0]["slot"]["device"] is True and after["device"]["check"] != slots_doc["device"]["check"]
