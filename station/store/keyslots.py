@@ -35,18 +35,14 @@ Limits, stated plainly:
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import errno
 import hashlib
 import hmac
-import json
 import logging
 import math
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,28 +59,34 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from schema.errors import NotFoundError, UserError, ValidationError
 from schema.org import Role
 from station.clock import CST
-from station.store.atomicfile import atomic_write
+from station.store import slotfile
+from station.store.slotfile import (  # noqa: F401 - re-exported: the key slots' public names
+    RESERVE_BYTES,
+    VERSION,
+    KdfParams,
+    SlotFileError,
+    SlotFileTooNew,
+    file_lock,
+    release_reserve,
+)
+from station.store.slotfile import b64 as _b64
+from station.store.slotfile import unb64 as _unb64
 from sync import recovery as recovery_format
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "keyslots.json"
-FORMAT = "station-keyslots"
-VERSION = 2  # 2: device-bound slots, recovery requests, growing lockout (1 is read and upgraded)
 MAX_FAILURES = 10  # consecutive failures that lock a slot (for a while)
 FREE_FAILURES = 3  # failures allowed before delays start
 MAX_DELAY_S = 300
 LOCK_STEPS_S = (15 * 60, 60 * 60, 4 * 60 * 60, 24 * 60 * 60)  # 10th failure, 11th, 12th, 13th and later
 MAX_RECOVERY_FAILURES = 5  # wrong new PINs when applying a county answer before the request is void
-LOCK_TIMEOUT_S = 15.0
-RESERVE_BYTES = 256 * 1024  # room for the counter and for opening the database (WAL index)
 _SLOT_AAD = b"station-keyslot/v1/"
 _PENDING_AAD = b"station-recovery-pending/v1/"
 _DEVICE_INFO = b"station-keyslot/v2/device/"
 _DEVICE_CHECK = b"station-keyslot/v2/device-check"
 _KEY_CHECK = b"station-keyslot/v1/key-check"
 _LOGIN_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
-_CORRUPT = "密钥文件损坏或缺失：{}，请联系县中心使用恢复密钥"
 BACKUP_WARNING = "密钥文件已损坏，已改用备份文件；最近一次的用户变更可能已丢失，请管理员核对用户列表"
 LOW_DISK_NOTICE = "磁盘空间已满：已动用预留空间，现在可以查看和导出，但新的办理可能无法保存。请尽快删除不需要的文件"
 MIN_PIN, MIN_PASSPHRASE, MAX_SECRET = 6, 8, 64
@@ -93,26 +95,6 @@ PASSPHRASE_RULE = "口令至少8个字符，并须包含字母、数字、符号
 # Attempts this process let through although their counter could not be written, per slot file
 # and user: a full disk must not hand someone at the keyboard unlimited guesses.
 _UNCOUNTED: dict[tuple[str, str], int] = {}
-
-
-@dataclass(frozen=True, kw_only=True)
-class KdfParams:
-    alg: str = "argon2id"
-    iterations: int
-    memory_kib: int
-    lanes: int
-
-    def __post_init__(self) -> None:
-        # Bounds also stop a tampered file from asking for terabytes of memory.
-        ok = (
-            self.alg == "argon2id"
-            and all(type(v) is int for v in (self.iterations, self.memory_kib, self.lanes))
-            and 1 <= self.iterations <= 64
-            and 1 <= self.lanes <= 16
-            and 8 * self.lanes <= self.memory_kib <= 4 * 1024 * 1024
-        )
-        if not ok:
-            raise ValueError(f"unsupported KDF parameters: {self!r}")
 
 
 # Measured on the 2-vCPU dev VM: one unlock takes ~0.23 s (median of 5), ~0.37 s
@@ -124,14 +106,6 @@ LOW = KdfParams(iterations=1, memory_kib=8, lanes=1)  # tests and benchmarks onl
 
 def kdf_params_from_env() -> KdfParams:
     return LOW if os.environ.get("STATION_KDF_COST", "").strip().lower() == "low" else PRODUCTION
-
-
-class SlotFileError(UserError):
-    """keyslots.json missing, corrupt, unwritable or from a newer program."""
-
-
-class SlotFileTooNew(SlotFileError):
-    pass
 
 
 class WrongPin(UserError):
@@ -274,18 +248,18 @@ class KeySlots:
         path = Path(path)
         if not station_id.strip():
             raise ValidationError("站点编号不能为空", field="station_id")
-        if path.exists() or _backup_of(path).exists():
+        if path.exists() or slotfile.backup_of(path).exists():
             raise SlotFileError(f"密钥文件已存在：{path}，不能重新创建，否则现有用户将无法登录")
-        slots = cls(path, _new_doc(station_id))
-        with _file_lock(path):
+        slots = cls(path, slotfile.new_doc(station_id))
+        with file_lock(path):
             slots._commit()
         return slots
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeySlots:
         path = Path(path)
-        with _file_lock(path, reading=True):
-            doc, from_backup = _read(path)
+        with file_lock(path, reading=True):
+            doc, from_backup = slotfile.read(path)
         return cls(path, doc, restored_from_backup=from_backup)
 
     @property
@@ -335,7 +309,7 @@ class KeySlots:
         if not user_id.strip():
             raise ValidationError("用户编号不能为空", field="user_id")
         validate_pin(pin)
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             for u in self._doc["users"]:
                 if u["login"].lower() == login.lower():
@@ -385,7 +359,7 @@ class KeySlots:
         self, login: str, new_pin: str, data_key: bytes | bytearray, *, params: KdfParams | None = None
     ) -> None:
         validate_pin(new_pin)
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             u = self._user(login)
             if u["disabled"]:
@@ -396,7 +370,7 @@ class KeySlots:
             self._commit(revoke=True)
 
     def disable(self, login: str) -> None:
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             u = self._user(login)
             if not u["disabled"]:
@@ -414,7 +388,7 @@ class KeySlots:
             ) from None
         if county_sign_pub is not None and len(county_sign_pub) != 32:
             raise ValidationError("县中心签名公钥无效（应为32字节）", field="county_key")
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             self._check_data_key(data_key)
             enc = recovery_format.seal_slot(data_key, pub.public_bytes_raw(), self.station_id)
@@ -434,7 +408,7 @@ class KeySlots:
         """Store the key that signs recovery requests, in the clear: it must still work when the
         database is locked, and on a new PC after a backup was restored there. It can only ask;
         the county admin's phone call decides (``docs/security.md``)."""
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             rec = self._doc["recovery"]
             if rec is None:
@@ -466,7 +440,7 @@ class KeySlots:
         """
         validate_pin(new_pin)
         eph = X25519PrivateKey.generate()
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             u = self._user(login)
             if u["disabled"]:
@@ -482,7 +456,7 @@ class KeySlots:
 
     def note_check_code(self, login: str, request_id: str, code: str) -> None:
         """Keep the request's check code with it, to show again while the county decides."""
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             pending = self._user(login).get("recovery_pending")
             if pending and pending["id"] == request_id:
@@ -501,7 +475,7 @@ class KeySlots:
         ``open_answer`` gets the ephemeral private key and returns K (it verifies the county's
         signature first). The user's slot is re-made under the new PIN, counters cleared.
         """
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()
             u = self._user(login)
             pending = u.get("recovery_pending")
@@ -517,7 +491,7 @@ class KeySlots:
         try:
             raw, stretched = _unwrap_with(new_pin, aad, slot, device)
         except InvalidTag:
-            with _file_lock(self.path):
+            with file_lock(self.path):
                 self._begin()
                 u = self._user(login)
                 if tries >= MAX_RECOVERY_FAILURES and u.get("recovery_pending"):
@@ -530,7 +504,7 @@ class KeySlots:
         try:
             eph = X25519PrivateKey.from_private_bytes(bytes(raw))
             key = bytearray(open_answer(eph))
-            with _file_lock(self.path):
+            with file_lock(self.path):
                 self._begin()
                 u = self._user(login)
                 if len(key) != 32 or not hmac.compare_digest(_key_check(key), _unb64(self._doc["key_check"] or "")):
@@ -548,7 +522,7 @@ class KeySlots:
 
     def _count_attempt(self, login: str, now: datetime):
         """Under the lock: refuse or count one attempt. Returns what the KDF outside the lock needs."""
-        with _file_lock(self.path):
+        with file_lock(self.path):
             self._begin()  # the counters on disk are the truth, not what we loaded earlier
             u = self._user(login)
             # These checks reveal nothing the user list doesn't already show.
@@ -583,7 +557,7 @@ class KeySlots:
         here never stops the unlock (a full disk must not lock anyone out of reading)."""
         _UNCOUNTED.pop((str(self.path.resolve()), self._user(login)["user_id"]), None)
         try:
-            with _file_lock(self.path):
+            with file_lock(self.path):
                 self._begin()
                 u = self._user(login)
                 if u["disabled"] or not u["slot"] or u["slot"]["salt"] != used["salt"]:
@@ -668,37 +642,16 @@ class KeySlots:
 
     def _begin(self) -> None:
         """Re-read the file (under the lock) so changes another program made since load are kept."""
-        doc, from_backup = _read(self.path)
+        doc, from_backup = slotfile.read(self.path)
         if doc["station_id"] != self.station_id:
             raise SlotFileError(f"密钥文件 {self.path} 已被替换为其他站点的文件，请联系县中心")
         self._doc, self.restored_from_backup = doc, from_backup
 
     def _commit(self, *, revoke: bool = False) -> None:
-        """Write the file (the caller holds the lock). On a full disk the reserve is given up once."""
-        data = json.dumps(self._doc, ensure_ascii=False, indent=1).encode("utf-8")
-        try:
-            try:
-                self._write(data, revoke)
-            except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not release_reserve(self.path):
-                    raise
-                self._write(data, revoke)
-                self.notices.append(LOW_DISK_NOTICE)
-        except OSError as e:
-            raise SlotFileError(_write_problem(self.path, e)) from e
+        """Write the file (the caller holds the lock)."""
+        if slotfile.save(self.path, self._doc, revoke=revoke, restored_from_backup=self.restored_from_backup):
+            self.notices.append(LOW_DISK_NOTICE)
         self.restored_from_backup = False
-        _keep_reserve(self.path)
-
-    def _write(self, data: bytes, revoke: bool) -> None:
-        bak = _backup_of(self.path)
-        if revoke:
-            # A revoked PIN, user or county key must not come back through the backup.
-            atomic_write(self.path, data)
-            atomic_write(bak, data)
-        elif self.restored_from_backup:
-            atomic_write(self.path, data)  # don't rotate the broken main file over the good backup
-        else:
-            atomic_write(self.path, data, backup=bak)
 
 
 _DEVICE_MISSING = (
@@ -711,7 +664,7 @@ def recover_data_key(
     slots: KeySlots | dict[str, Any], county_private_key: bytes | X25519PrivateKey
 ) -> bytearray:
     """County side, offline: decrypt K from a station's recovery slot."""
-    doc = slots._doc if isinstance(slots, KeySlots) else _validated(slots, "恢复数据")
+    doc = slots._doc if isinstance(slots, KeySlots) else slotfile.validated(slots, "恢复数据")
     rec = doc["recovery"]
     if rec is None:
         raise RecoveryError("该站点的密钥文件中没有恢复槽（站点尚未登记县中心恢复公钥），无法恢复")
@@ -732,77 +685,6 @@ def open_recovery_slot(enc: bytes, station_id: str, county_private_key: bytes | 
 
 
 # -- locking and writing ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, *, reading: bool = False) -> Iterator[None]:
-    """Exclusive lock on ``<file>.lock`` across processes and threads.
-
-    Readers take it too: a writer renames the file to ``.bak`` and the new one into place, and a
-    reader in between would otherwise see no file and fall back to the backup. Where the lock file
-    cannot be created (a read-only directory) nothing can be written either, so readers go on
-    without it; a writer goes on too and meets the real cause when it writes.
-    """
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise SlotFileError(
-            f"密钥文件 {path} 正被另一个程序长时间占用，请稍后再试；若一直如此，请重启电脑"
-        ) from None
-    except OSError as e:
-        if not path.parent.is_dir():
-            raise SlotFileError(_CORRUPT.format(f"找不到 {path}")) from None
-        log.warning("no lock on %s (%s); %s unlocked", path, e.strerror, "reading" if reading else "going on")
-        yield
-        return
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _write_problem(path: Path, e: OSError) -> str:
-    causes = {
-        errno.ENOSPC: "磁盘空间已满，请删除不需要的文件腾出空间",
-        errno.EDQUOT: "磁盘配额已用完，请删除不需要的文件腾出空间",
-        errno.EROFS: "磁盘为只读，请检查磁盘或U盘的写保护",
-        errno.EACCES: "没有写入权限，请检查文件夹权限（是否用平时的账户运行）",
-        errno.EPERM: "没有写入权限，请检查文件夹权限（是否用平时的账户运行）",
-    }
-    cause = causes.get(e.errno or 0) or f"{e.strerror or type(e).__name__}，请检查磁盘和文件权限"
-    return f"无法保存密钥文件 {path}：{cause}"
-
-
-def _reserve_of(path: Path) -> Path:
-    return path.with_name(path.name + ".reserve")
-
-
-def _keep_reserve(path: Path) -> None:
-    """Keep a little disk space set aside, so a full disk can still record PIN failures."""
-    reserve = _reserve_of(path)
-    if reserve.exists():
-        return
-    try:
-        with open(reserve, "wb") as f:
-            f.write(bytes(RESERVE_BYTES))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        with contextlib.suppress(OSError):
-            reserve.unlink()
-
-
-def release_reserve(path: Path) -> bool:
-    """Give up the disk space set aside beside ``path`` (the slot file); False if there was none."""
-    try:
-        _reserve_of(path).unlink()
-    except OSError:
-        return False
-    log.warning("disk full: released the key slot reserve to save %s", path.name)
-    return True
 
 
 # -- slot crypto -------------------------------------------------------------------------------
@@ -944,146 +826,3 @@ def _info(u: dict[str, Any]) -> SlotInfo:
     )
 
 
-# -- file format -------------------------------------------------------------------------------
-
-
-def _new_doc(station_id: str) -> dict[str, Any]:
-    return dict(format=FORMAT, version=VERSION, station_id=station_id, key_check=None, device=None,
-                recovery=None, users=[])
-
-
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
-
-
-def _unb64(s: str, size: int | None = None) -> bytes:
-    b = base64.b64decode(s, validate=True)
-    if size is not None and len(b) != size:
-        raise ValueError("wrong length")
-    return b
-
-
-def _backup_of(path: Path) -> Path:
-    return path.with_name(path.name + ".bak")
-
-
-def _read(path: Path) -> tuple[dict[str, Any], bool]:
-    """Parse the file, falling back to the .bak if the main file is unreadable.
-
-    Falling back is safe: every slot is authenticated by AES-GCM, so a stale or
-    tampered backup can at worst fail to open, never yield a wrong key; and
-    revocations are written to both files. The alternative, refusing to start,
-    would stall the service room for days waiting for county recovery.
-    """
-    try:
-        return _parse(path), False
-    except SlotFileTooNew:
-        raise  # never fall back to an older generation behind a newer program's back
-    except SlotFileError as main_error:
-        try:
-            doc = _parse(_backup_of(path))
-        except SlotFileError:
-            raise main_error from None
-        log.warning("key slot file %s unreadable (%s); using its .bak", path, main_error.message)
-        return doc, True
-
-
-def _parse(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SlotFileError(_CORRUPT.format(f"找不到 {path}")) from None
-    except OSError as e:
-        raise SlotFileError(f"密钥文件无法读取：{path}（{e.strerror}），请检查文件权限") from None
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise SlotFileError(_CORRUPT.format(f"{path} 内容不完整或格式错误")) from None
-    return _validated(doc, str(path))
-
-
-def _validated(doc: Any, where: str) -> dict[str, Any]:
-    """Check every field's type up front so later code can trust the structure; upgrade version 1."""
-    if isinstance(doc, dict) and doc.get("format") == FORMAT and type(doc.get("version")) is int:
-        if doc["version"] > VERSION:
-            raise SlotFileTooNew(
-                f"密钥文件 {where} 来自更新版本的程序（格式版本{doc['version']}），请升级本程序后再试"
-            )
-    try:
-        _upgrade(doc)
-        _check_doc(doc)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise SlotFileError(_CORRUPT.format(f"{where} 内容不完整或格式错误")) from None
-    return doc
-
-
-def _upgrade(doc: Any) -> None:
-    """Version 1 → 2 in memory (written as 2 at the next change): new fields with their defaults."""
-    if doc["version"] != 1:
-        return
-    doc["version"] = VERSION
-    doc.setdefault("device", None)
-    if doc.get("recovery") is not None:
-        doc["recovery"].setdefault("county_sign_pub", None)
-        doc["recovery"].setdefault("requester", None)
-    for u in doc["users"]:
-        u.setdefault("recovery_pending", None)
-        if u.get("slot") is not None:
-            u["slot"].setdefault("device", False)
-
-
-def _check_doc(doc: Any) -> None:
-    def field(d: dict[str, Any], key: str, *types: type) -> Any:
-        if type(d[key]) not in types:
-            raise ValueError(f"bad field {key!r}")
-        return d[key]
-
-    def check_slot(slot: dict[str, Any], ct_size: int) -> None:
-        KdfParams(**field(slot, "kdf", dict))
-        _unb64(field(slot, "salt", str), 16)
-        _unb64(field(slot, "nonce", str), 12)
-        _unb64(field(slot, "ct", str), ct_size + 16)
-        field(slot, "device", bool)
-
-    if field(doc, "format", str) != FORMAT or field(doc, "version", int) != VERSION:
-        raise ValueError("not a key slot file")
-    if not field(doc, "station_id", str):
-        raise ValueError("empty station id")
-    if field(doc, "key_check", str, type(None)) is not None:
-        _unb64(doc["key_check"], 16)
-    if (device := field(doc, "device", dict, type(None))) is not None:
-        field(device, "name", str)
-        _unb64(field(device, "check", str), 16)
-    if (rec := field(doc, "recovery", dict, type(None))) is not None:
-        _unb64(field(rec, "public_key", str), 32)
-        _unb64(field(rec, "enc", str), 32 + 32 + 16)  # X25519 enc || AES-GCM(K)
-        if field(rec, "county_sign_pub", str, type(None)) is not None:
-            _unb64(rec["county_sign_pub"], 32)
-        if (req := field(rec, "requester", dict, type(None))) is not None:
-            _unb64(field(req, "public", str), 32)
-            _unb64(field(req, "secret", str), 32)
-            cert = field(req, "cert", dict)
-            field(cert, "h", str)
-            field(cert, "s", str)
-    for u in field(doc, "users", list):
-        for key in ("user_id", "login", "name"):
-            field(u, key, str)
-        Role(field(u, "role", str))
-        if field(u, "failures", int) < 0:
-            raise ValueError("negative failures")
-        t = field(u, "last_failure_at", str, type(None))
-        if t is not None and datetime.fromisoformat(t).tzinfo is None:
-            raise ValueError("naive timestamp")
-        slot = field(u, "slot", dict, type(None))
-        if field(u, "disabled", bool) != (slot is None):
-            raise ValueError("enabled user without slot, or disabled user with one")
-        if slot is not None:
-            check_slot(slot, 32)
-        if (pending := field(u, "recovery_pending", dict, type(None))) is not None:
-            field(pending, "id", str)
-            field(pending, "at", str)
-            if "check" in pending:
-                field(pending, "check", str)
-            if field(pending, "failures", int) < 0:
-                raise ValueError("negative failures")
-            check_slot(field(pending, "slot", dict), 32)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from schema.errors import NotFoundError, ValidationError
 from schema.org import Role
-from station.store import atomicfile
+from station.store import atomicfile, slotfile
 from station.store import keyslots as ks
 from station.store.atomicfile import atomic_write
 from station.store.keyslots import (
@@ -476,7 +476,7 @@ def test_failed_save_is_a_user_error(slots, monkeypatch):
     def read_only(*_, **__):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(ks, "atomic_write", read_only)
+    monkeypatch.setattr(slotfile, "atomic_write", read_only)
     with pytest.raises(SlotFileError, match="无法保存密钥文件"):
         slots.disable("Wang.F")
 

@@ -18,6 +18,7 @@ import pytest
 
 from schema.org import Role
 from station.store import keyslots as ks
+from station.store import slotfile
 from station.store.keyslots import CounterUnwritable, KeySlots, SlotFileError, WrongPin, new_data_key
 
 AGENT_PIN = "739154"
@@ -128,16 +129,8 @@ def test_parallel_right_pins_never_fail_nor_read_the_backup(tmp_path, key):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {r.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def small_disk(tmpfs):
+    return tmpfs("512k")
 
 
 def fill(disk: Path) -> None:
@@ -225,7 +218,7 @@ def test_write_errors_name_their_cause(tmp_path, key, monkeypatch):
         def broken(*_, e=err, **__):
             raise e
 
-        monkeypatch.setattr(ks, "atomic_write", broken)
+        monkeypatch.setattr(slotfile, "atomic_write", broken)
         with pytest.raises(SlotFileError) as exc:
             slots.disable("Wang.F")
         assert text in exc.value.message and "磁盘空间" not in exc.value.message

@@ -21,11 +21,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from station.ui.screens.dialogs import Field, FormDialog
+from station.ui.screens.admin import PinFormDialog
+from station.ui.screens.dialogs import Field
 from station.ui.widgets.footer import StationFooter
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
-PIN_FIELDS = {"pin", "pin2"}
 
 
 # -- on the session thread ------------------------------------------------------------------------
@@ -62,14 +62,6 @@ def finish(root: Path, login: str, values: dict[str, Any], *, online: bool) -> A
 
 
 # -- the screen -----------------------------------------------------------------------------------
-
-
-class PinForm(FormDialog):
-    def _widget(self, f: Field):
-        widget = super()._widget(f)
-        if f.key in PIN_FIELDS:
-            widget.password = True
-        return widget
 
 
 class RecoveryScreen(Screen[None]):
@@ -173,7 +165,7 @@ class RecoveryScreen(Screen[None]):
         async def submit(values: dict[str, Any]) -> Any:
             return await app.db(ask, root, login, values, online=online)
 
-        started = await app.push_screen_wait(PinForm(
+        started = await app.push_screen_wait(PinFormDialog(
             "联网申请恢复" if online else "U盘申请恢复", fields, on_submit=submit, ok_label="申请",
             prompt="请记住新PIN：县中心批准后要用它完成恢复。"))
         if started is None:
@@ -193,7 +185,7 @@ class RecoveryScreen(Screen[None]):
             session = await app.db(finish, root, login, values, online=online)
             return session if session is not None else False
 
-        session = await app.push_screen_wait(PinForm(
+        session = await app.push_screen_wait(PinFormDialog(
             "获取县中心答复" if online else "导入县中心答复", fields, on_submit=submit, ok_label="完成恢复"))
         if session is None:
             return
