@@ -87,7 +87,9 @@ def init(args, out: Output) -> None:
 
 def _warn_if_file_only(s: Session) -> None:
     """Tell the admin when PINs are protected by the key file alone (no credential store here)."""
-    protection = s.slots.protection()
+    from station.services.admin import key_protection
+
+    protection = key_protection(s)
     if protection.file_only:
         print(protection.text(), file=sys.stderr)
 

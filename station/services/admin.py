@@ -22,7 +22,7 @@ from schema.org import OrgCode, Role
 from station.config import StationConfig
 from station.services import users as users_service
 from station.session import Session, check_role_for_station
-from station.store.keyslots import SlotInfo, WrongPin, validate_pin
+from station.store.keyslots import Protection, SlotInfo, WrongPin, validate_pin
 
 IDLE_MIN, IDLE_MAX = 1, 120
 AUDIT_LIMIT = 500
@@ -206,9 +206,9 @@ def change_own_pin(session: Session, *, old: str, pin: str, pin2: str) -> None:
         raise
 
 
-def key_protection(session: Session) -> str:
+def key_protection(session: Session) -> Protection:
     """How this station's PINs are protected (a warning when a copied data directory could be guessed)."""
-    return session.slots.protection().text()
+    return session.slots.protection()
 
 
 # -- settings ------------------------------------------------------------------------------------

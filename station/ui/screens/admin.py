@@ -41,7 +41,7 @@ def load(session: Any) -> dict[str, Any]:
         "roles": admin.manageable_roles(session),
         "can_settings": admin.can_change_settings(session),
         "audit": admin.id_views(session),
-        "protection": session.slots.protection(),
+        "protection": admin.key_protection(session),
     }
 
 
