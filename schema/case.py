@@ -2,7 +2,7 @@
 
 :class:`CaseView` is the projection of one case. It is plain data so the
 station can store it, the UI can show it and tests can compare two replicas.
-The rules that change it live in :mod:`schema.lifecycle`.
+The rules that change it are the action objects of :mod:`schema.rules`.
 """
 
 from __future__ import annotations

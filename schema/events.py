@@ -17,7 +17,7 @@ from schema import canonical
 
 GENESIS = ""  # ``prev`` of a station's first event
 
-# Event kinds. Case kinds are listed with their rules in schema.lifecycle.
+# Event kinds. Each case kind has its rule object in schema/rules/actions/
 CASE_REGISTERED = "case.registered"
 CASE_ACCEPTED = "case.accepted"
 CASE_NOTIFIED_MISSING = "case.notified_missing"

@@ -14,6 +14,11 @@ a 4xx with a JSON body ``{"error": code, "reason": 中文, ...}``
 ``POST /v1/pull``    sealed ``pull`` envelope → sealed ``page`` envelope
 =================  ==========================================================================
 
+Recovery of a locked-out user (:mod:`sync.recovery`): ``POST /v1/recovery`` takes a JSON signed
+request and answers ``{"id", "status": "pending", "check"}``; ``GET /v1/recovery/{id}`` answers
+``{"status": "pending" | "approved" | "refused"}`` with the signed ``answer`` once the county admin
+approved it (``county-center recover --approve``), or the ``reason`` of a refusal.
+
 Push payload (canonical JSON inside the envelope)::
 
     {"t": "push", "v": 1, "from": <station id of the sender>, "segments": [<segment wire>, ...]}

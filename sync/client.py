@@ -146,6 +146,18 @@ class Client:
         body = json.dumps(request_wire, ensure_ascii=False).encode("utf-8")
         return self._json(self._request("POST", "/enroll", body=body, content_type="application/json"))
 
+    def recovery_request(self, request_wire: dict[str, str]) -> dict[str, Any]:
+        """Hand a signed recovery request to the county; ``{"id", "status": "pending", "check"}``."""
+        body = json.dumps(request_wire, ensure_ascii=False).encode("utf-8")
+        return self._json(self._request("POST", "/recovery", body=body, content_type="application/json"))
+
+    def recovery_answer(self, request_id: str) -> dict[str, Any]:
+        """``{"status": "pending" | "approved" | "refused", "answer": <signed answer>, "reason"}``."""
+        doc = self._json(self._request("GET", f"/recovery/{request_id}"))
+        if doc.get("status") not in ("pending", "approved", "refused"):
+            raise ServerFault(self._not_county("恢复答复"))
+        return doc
+
     def push(self, blob: bytes | Callable[[], bytes]) -> dict[str, Any]:
         """Send a sealed ``push`` envelope; return ``{"results": [...], ...}``.
 

@@ -1,8 +1,8 @@
-"""Shared test helpers: pure event builders for the lifecycle, and real stations.
+"""Shared test helpers: pure event builders for the case rules, and real stations.
 
 Pure part (no I/O): :class:`Chains` seals events the way stations do (per-station
 ``seq``/``prev`` hash chain, a hybrid logical clock), :class:`CaseSim` drives one case
-through :func:`schema.lifecycle.apply`.
+through :func:`schema.rules.apply`.
 
 Station part: :func:`make_station` creates a real encrypted station in a directory.
 """

@@ -63,9 +63,12 @@ def _login(args) -> str:
     raise ValidationError("本工作站有多个用户，请用 --user 指定登录名：" + "、".join(u.login for u in active))
 
 
-def _session(args) -> Session:
+def _session(args, pin: str | None = None) -> Session:
     login = _login(args)
-    return unlock(args.data_dir, login, _secret("STATION_PIN", f"{login} 的PIN："))
+    session = unlock(args.data_dir, login, pin or _secret("STATION_PIN", f"{login} 的PIN："))
+    for notice in session.slots.notices:  # e.g. a full disk: the failure counter could not be saved
+        print("提示：" + notice, file=sys.stderr)
+    return session
 
 
 # -- station and users ---------------------------------------------------------------
@@ -79,6 +82,16 @@ def init(args, out: Output) -> None:
         cfg = s.config
         out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": args.init_login},
                  f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {args.init_login}（{role.label}）")
+        _warn_if_file_only(s)
+
+
+def _warn_if_file_only(s: Session) -> None:
+    """Tell the admin when PINs are protected by the key file alone (no credential store here)."""
+    from station.services.admin import key_protection
+
+    protection = key_protection(s)
+    if protection.file_only:
+        print(protection.text(), file=sys.stderr)
 
 
 def user_add(args, out: Output) -> None:
@@ -94,6 +107,7 @@ def user_add(args, out: Output) -> None:
 def user_list(args, out: Output) -> None:
     with _session(args) as s:
         rows = users.list_users(s)
+        _warn_if_file_only(s)
     data = [{"login": u.login, "name": u.name, "role": u.role.value, "disabled": u.disabled,
              "locked": u.locked, "failures": u.failures} for u in rows]
     lines = [f"{u.login:<16}{u.name:<10}{u.role.label:<8}"
@@ -105,13 +119,6 @@ def user_disable(args, out: Output) -> None:
     with _session(args) as s:
         users.disable_user(s, args.target)
     out.emit({"login": args.target}, f"已停用用户 {args.target}")
-
-
-def user_reset_pin(args, out: Output) -> None:
-    with _session(args) as s:
-        pin = _secret("STATION_NEW_PIN", f"为 {args.target} 设置新PIN：", confirm=True)
-        users.reset_pin(s, args.target, pin)
-    out.emit({"login": args.target}, f"已重置用户 {args.target} 的PIN")
 
 
 # -- catalog -------------------------------------------------------------------------

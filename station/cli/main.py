@@ -25,16 +25,27 @@ class _LazyCommands:
     terminal UI must not wait for them before its first frame.
     """
 
+    def __init__(self, module: str = "station.cli.commands") -> None:
+        self._module = module
+
     def __getattr__(self, name: str):
         def call(*args, **kwargs):
-            from station.cli import commands as real
+            import importlib
 
-            return getattr(real, name)(*args, **kwargs)
+            return getattr(importlib.import_module(self._module), name)(*args, **kwargs)
 
         return call
 
 
 commands = _LazyCommands()
+keys = _LazyCommands("station.cli.keys")
+
+RECOVER_HELP_TEXT = """\
+PIN输错被锁定、或忘记PIN，而本机没有能重置PIN的上级人员时，由县中心恢复：
+  1. 申请（同时设置新PIN）：U盘 station recover --request-file U盘文件夹；联网 station recover --online
+  2. 打电话给县中心管理员，报出屏幕上显示的工作站、用户和核对码；管理员核对后批准
+  3. 用新PIN完成恢复：U盘 station recover --response-file 答复文件；联网 station recover --fetch
+新PIN来自提示输入或 $STATION_NEW_PIN。答复只有配合新PIN、在本机上才能使用。"""
 
 EXIT_USER_ERROR = 2
 EXIT_OFFLINE = 3
@@ -89,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = u.add_parser("disable", help="停用用户")
     s.add_argument("target", metavar="LOGIN")
     s.set_defaults(func=commands.user_disable)
-    s = u.add_parser("reset-pin", help="重置用户PIN（新PIN来自提示或 $STATION_NEW_PIN）")
+    s = u.add_parser("reset-pin", help="重置比自己低的角色的PIN（新PIN来自提示或 $STATION_NEW_PIN）；"
+                                       "对自己即为修改PIN，需要原PIN")
     s.add_argument("target", metavar="LOGIN")
-    s.set_defaults(func=commands.user_reset_pin)
+    s.set_defaults(func=keys.user_reset_pin)
+    u.add_parser("change-pin", help="修改自己的PIN：原PIN来自提示或 $STATION_PIN，新PIN来自提示或 $STATION_NEW_PIN"
+                 ).set_defaults(func=keys.user_change_pin)
 
     c = sub.add_parser("catalog", help="事项目录").add_subparsers(dest="sub", parser_class=ChineseParser, metavar="操作")
     s = c.add_parser("search", help="按名称、编码或拼音首字母查找事项（如 ylbx）")
@@ -206,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog=SYNC_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("path", metavar="PATH", help="同步文件，或存放同步文件的文件夹")
     s.set_defaults(func=commands.bundle_import)
+
+    s = sub.add_parser("recover", help="PIN被锁定或遗忘时向县中心申请恢复（U盘或联网）", description=RECOVER_HELP_TEXT,
+                       epilog="退出码：0 完成；2 输入或文件有误；3 无法连接县中心；4 县中心尚未批准",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--request-file", type=Path, default=None, metavar="PATH", help="U盘申请：把申请写到这个文件夹或文件")
+    s.add_argument("--online", action="store_true", help="联网申请：把申请发送到县中心")
+    s.add_argument("--response-file", type=Path, default=None, metavar="PATH", help="导入县中心写出的答复文件")
+    s.add_argument("--fetch", action="store_true", help="联网获取县中心的答复并完成恢复")
+    s.add_argument("--server", default=None, help="县中心地址（默认用本站设置或登记时的地址）")
+    s.set_defaults(func=keys.recover)
 
     sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
     s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")

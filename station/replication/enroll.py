@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from schema.errors import UserError
 from schema.org import Level, OrgCode
 from station import clock
@@ -222,8 +224,28 @@ def apply_response(
 
 
 def ensure_recovery(session, recovery_pub: bytes) -> None:
-    """Put the county's recovery key in the recovery slot (idempotent)."""
-    current = session.slots._doc.get("recovery") or {}
-    if current.get("public_key") == b64(recovery_pub):
+    """Put the county's recovery key in the recovery slot, with what a locked-out user needs to
+    ask the county for recovery (the county's signing key, a certified requester key). Idempotent;
+    cheap when nothing changed."""
+    from sync import recovery
+
+    county = I.county(session)
+    station_key = I.keypair(session)
+    sign_pub = b64(county.sign_pub) if county is not None else None
+    current = session.slots.recovery or {}
+    if current.get("public_key") != b64(recovery_pub) or (sign_pub and current.get("county_sign_pub") != sign_pub):
+        session.slots.set_recovery(recovery_pub, session.data_key(),
+                                   county_sign_pub=county.sign_pub if county is not None else None)
+    if station_key is None:
         return
-    session.slots.set_recovery(recovery_pub, session.data_key())
+    requester = (session.slots.recovery or {}).get("requester")
+    try:
+        if requester is not None:
+            recovery.cert_key(requester["cert"], session.config.station_id, station_key.public.sign)
+            return
+    except ProtocolError:
+        pass  # certified by an older station key (re-enrolled): make a new one
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes_raw()
+    cert = recovery.requester_cert(station_key, session.config.station_id, public)
+    session.slots.set_requester(private.private_bytes_raw(), cert)

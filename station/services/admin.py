@@ -22,7 +22,7 @@ from schema.org import OrgCode, Role
 from station.config import StationConfig
 from station.services import users as users_service
 from station.session import Session, check_role_for_station
-from station.store.keyslots import SlotInfo, validate_pin
+from station.store.keyslots import Protection, SlotInfo, WrongPin, validate_pin
 
 IDLE_MIN, IDLE_MAX = 1, 120
 AUDIT_LIMIT = 500
@@ -192,6 +192,23 @@ def disable_user(session: Session, login: str) -> None:
 def reset_pin(session: Session, login: str, *, pin: str, pin2: str) -> None:
     check_pins(pin, pin2)
     users_service.reset_pin(session, login, pin)
+
+
+def change_own_pin(session: Session, *, old: str, pin: str, pin2: str) -> None:
+    if not old:
+        raise ValidationError("请输入原PIN", field="old")
+    check_pins(pin, pin2)
+    try:
+        users_service.change_pin(session, old, pin)
+    except UserError as exc:
+        if exc.field == "pin" and isinstance(exc, WrongPin):
+            raise ValidationError("原" + exc.message, field="old") from None
+        raise
+
+
+def key_protection(session: Session) -> Protection:
+    """How this station's PINs are protected (a warning when a copied data directory could be guessed)."""
+    return session.slots.protection()
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -26,7 +26,14 @@ from schema.errors import UserError
 from sync.server import audit, bundles, catalog_import, county_chain, pull, registry
 from sync.server.config import CST, Settings, default_db_url, iso_of_ms
 from sync.server.db import CountyDB, connect
-from sync.server.keystore import County, check_not_initialised, init_county, load_county, unlock
+from sync.server.keystore import (
+    County,
+    check_not_initialised,
+    init_county,
+    load_county,
+    unlock,
+    unlock_recovery,
+)
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -119,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=int, default=registry.CODE_DAYS, help="登记码有效天数（默认7）")
     s.add_argument("--request-file", type=Path, help="工作站导出的离线登记请求文件")
     s.add_argument("--response-file", type=Path, help="写出的登记答复文件（带回工作站导入）")
+
+    s = cmd(
+        "recover",
+        "答复工作站用户的恢复申请（PIN被锁定或遗忘）：核对后用恢复密钥放行（需要管理口令）",
+        cmd_recover,
+        epilog="U盘申请：county-center recover 申请文件 --response-file 答复文件 [--check 核对码]\n"
+        "联网申请：county-center recover --list 查看；county-center recover --approve 申请编号 [--check 核对码]；"
+        "county-center recover --refuse 申请编号 --reason 原因\n"
+        "批准前请用县中心登记的电话联系该工作站，请对方读出屏幕上的核对码，与这里显示的一致才可批准。",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("request_file", nargs="?", type=Path, metavar="申请文件", help="工作站写出的恢复申请文件（U盘）")
+    s.add_argument("--response-file", type=Path, help="写出的答复文件（带回工作站导入）")
+    s.add_argument("--check", default=None, help="工作站屏幕上的核对码（不给出时在终端提示输入）")
+    s.add_argument("--list", action="store_true", help="列出联网提交、等待处理的恢复申请")
+    s.add_argument("--approve", metavar="申请编号", default=None, help="批准一个联网提交的恢复申请")
+    s.add_argument("--refuse", metavar="申请编号", default=None, help="拒绝一个联网提交的恢复申请")
+    s.add_argument("--reason", default="", help="拒绝的原因（会告知工作站）")
 
     s = cmd("revoke", "吊销工作站（电脑丢失、报废等）：之后它不能再同步", cmd_revoke)
     s.add_argument("station", metavar="工作站编号")
@@ -359,6 +384,79 @@ def _enroll_offline(args, cdb: CountyDB) -> int:
         f"县中心密钥指纹：{county.fingerprint}（工作站应用答复后显示的指纹应与此一致）",
     )
     return EXIT_OK
+
+
+def cmd_recover(args) -> int:
+    from sync import recovery as wire_format
+    from sync.server import recovery
+
+    modes = [bool(args.request_file), args.list, bool(args.approve), bool(args.refuse)]
+    if sum(modes) != 1:
+        raise UserError("请选择一种操作：申请文件（U盘）、--list、--approve 申请编号 或 --refuse 申请编号")
+    cdb = _db(args)
+    county = load_county(cdb)
+    if args.list:
+        items = recovery.pending(cdb, county)
+        text = "\n\n".join(i.text() for i in items) if items else "没有待处理的恢复申请。"
+        _out(args, [i.to_dict() for i in items], text)
+        return EXIT_OK
+    if args.refuse:
+        item = recovery.refuse_stored(cdb, county, args.refuse, reason=args.reason)
+        _out(args, item.to_dict(), f"已拒绝恢复申请 {item.request.id}（{item.request.login}），工作站取答复时会看到")
+        return EXIT_OK
+    if args.request_file:
+        if not args.response_file:
+            raise UserError("请用 --response-file 指定答复文件写到哪里（如U盘上的文件）")
+        try:
+            raw = args.request_file.read_bytes()[: wire_format.MAX_BYTES + 1]
+        except OSError as e:
+            raise UserError(f"无法读取恢复申请文件 {args.request_file}（{e.strerror}）") from None
+        item = _checked(cdb, county, lambda: recovery.review(cdb, county, wire_format.parse_wire(raw, "恢复申请文件")))
+    else:
+        item = recovery.stored(cdb, county, args.approve)
+    if not getattr(args, "json", False):
+        print(item.text(), flush=True)
+    check = args.check or _ask_check()
+    passphrase = _passphrase()
+    county = unlock(cdb, passphrase)
+    recovery_key = unlock_recovery(cdb, passphrase)
+    if args.request_file:
+        signed = recovery.answer(cdb, county, recovery_key, item, check=check)
+        _write_answer(args.response_file, signed)
+        done = f"已批准并写出答复文件 {args.response_file}，请交回该工作站，由该用户用申请时设置的新PIN导入"
+    else:
+        recovery.approve_stored(cdb, county, recovery_key, args.approve, check=check)
+        done = "已批准。工作站联网后，由该用户用申请时设置的新PIN获取答复"
+    _out(args, {**item.to_dict(), "approved": True}, done)
+    return EXIT_OK
+
+
+def _checked(cdb: CountyDB, county: County, review):
+    """A reviewed request; a refused one is audited and told in Chinese."""
+    from sync.errors import ProtocolError
+    from sync.server.audit import record_refusal
+
+    try:
+        return review()
+    except ProtocolError as e:
+        record_refusal(cdb, remote="file", station="", endpoint="recovery", status=e.http_status, code=e.code,
+                       reason=e.message)
+        raise UserError(f"恢复申请无效，不能处理：{e.message}") from None
+
+
+def _ask_check() -> str:
+    if not sys.stdin.isatty():
+        raise UserError("请用 --check 给出工作站屏幕上的核对码（电话核对后）")
+    return input("请输入工作站用户读出的核对码：")
+
+
+def _write_answer(path: Path, signed: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(json.dumps(signed, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"无法写入答复文件 {path}（{e.strerror}）") from None
 
 
 def cmd_revoke(args) -> int:

@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from schema import lifecycle
+from schema import rules
 from schema.errors import UserError
 from schema.events import Event
 from schema.org import Role
+from station import clock
 from station.replication import bundles, pull, push, runner
 from station.services import cases
 from sync.client import Client, Offline
@@ -146,7 +147,7 @@ class Network(RuleBasedStateMachine):
             choices = []
             for (case_id,) in s.db.execute_sql("SELECT case_id FROM case_view ORDER BY case_id").fetchall():
                 view = cases.get(s, case_id)
-                allowed = {r.kind for r in lifecycle.allowed_actions(view, s.user.role, s.actor.org)}
+                allowed = {a.kind for a in rules.allowed_actions(view, s.author, clock.iso(clock.now()))}
                 choices += [(case_id, k) for k in sorted(allowed) if k in ACTIONS]
             if not choices:
                 return
@@ -308,6 +309,7 @@ ACTIONS = {
     "case.decided": lambda s, c: cases.act(s, c, "decide", {"outcome": "approved", "opinion": "符合条件"}),
     "case.delivered": lambda s, c: cases.act(s, c, "deliver", {"method": "村代办员代领"}),
     "case.accepted": lambda s, c: cases.act(s, c, "accept"),
+    "case.received": lambda s, c: cases.act(s, c, "receive"),
 }
 
 

@@ -1,8 +1,9 @@
 """One case: its facts, its conflicts, its full timeline and the actions this user may take now.
 
-The actions offered are exactly ``schema.lifecycle.allowed_actions`` for the signed-in role and
-org (``station.services.case_detail.detail``); each has a key and a dialog for its inputs, and
-calls the matching function of ``station.services.cases`` on the session thread. A refused
+The actions offered are exactly ``schema.rules.allowed_actions`` for the signed-in user
+(``station.services.case_detail.detail``); each has the key and the inputs its rule object
+declares, shown in a dialog built from them, and goes through ``station.services.cases.act``
+on the session thread. A refused
 action keeps the dialog open with the reason next to the field. After an action the page
 reloads and ``CaseChanged`` tells the rest of the app.
 """
