@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from schema import events as K
 from schema import rules
 from schema.case import Channel
 from schema.rules import Action, Kind
@@ -19,7 +20,7 @@ def _help(action: Action, f) -> str:
         words += "：" + f.help
     if f.kind in (Kind.CHOICE, Kind.MULTI) and f.choices is not None and not callable(f.choices):
         options = f.choices
-        if action.kind == rules.ACTIONS["case.rated"].kind and f.name == "channel":
+        if action.kind == K.CASE_RATED and f.name == "channel":
             options = [(v, label) for v, label in options if v != Channel.ONSITE]  # 现场评价: the rating screen
         words += "。可选：" + "、".join(f"{label}({value})" for value, label in options)
     elif f.kind in (Kind.CHOICE, Kind.MULTI):

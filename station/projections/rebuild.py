@@ -46,9 +46,7 @@ def rebuild(store) -> int:
             f"SELECT DISTINCT subject FROM event WHERE kind IN ({marks})", tuple(registers.KINDS)
         ).fetchall()
         for (subject,) in rows:
-            evs = store.subject_events(subject)
-            for ev in evs[:1]:  # a complaint refolds from all its events; a consultation is one event
-                store.registers.apply(ev, strict=False, events_of=lambda s, evs=evs: evs[1:])
+            store.registers.refold(store.subject_events(subject))
         store.set_meta(FLAG, "0")
     log.info("projections rebuilt from the log: %d cases", n)
     return n

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 from schema import events as K
+from schema.errors import ValidationError
 from schema.events import Event
 from schema.registers import ComplaintView, apply_complaint, check_consultation, fold_complaint
 from schema.rules import Who
@@ -30,9 +31,16 @@ class RegisterProjection:
             if view is not None:
                 self._save(view)
 
-    def _consult(self, ev: Event, *, strict: bool) -> None:
-        from schema.errors import ValidationError
+    def refold(self, events: list[Event]) -> None:
+        """Rebuild one register entry from all its events (a consultation is a single event)."""
+        if events and events[0].kind in CONSULT_KINDS:
+            self._consult(events[0], strict=False)
+            return
+        view = fold_complaint(events, self.who)
+        if view is not None:
+            self._save(view)
 
+    def _consult(self, ev: Event, *, strict: bool) -> None:
         b = ev.body
         problems = check_consultation(b)
         if problems and strict:
