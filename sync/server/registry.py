@@ -267,11 +267,21 @@ def station_keys(row) -> PublicKeys:
     return PublicKeys.from_dict({"sign_pub": row.sign_pub, "enc_pub": row.enc_pub})
 
 
-def touch(cdb: CountyDB, station: str, *, cursor: int | None = None) -> None:
-    """Record an authenticated contact (and the cursor the station says it holds)."""
+def touch(cdb: CountyDB, station: str, *, cursor: int | None = None, at: int | None = None) -> None:
+    """Record an authenticated contact, and the cursor the station says it holds.
+
+    ``at``: the signed time of the request or USB file that names ``cursor`` (its envelope's
+    ``at``). The cursor moves only for a request or file newer than the one that set it last, so an
+    old or copied USB file imported later moves nothing back; ``last_seen`` becomes the later of
+    now-or-``at`` and what it was.
+    """
     S = cdb.m.Station
-    values: dict[str, Any] = {"last_seen": now_ms()}
-    if cursor is not None:
-        values["last_cursor"] = cursor
+    seen = now_ms() if at is None else min(at, now_ms())
     with cdb.write():
-        S.update(**values).where(S.id == station).execute()
+        S.update(last_seen=seen).where(
+            (S.id == station) & (S.last_seen.is_null() | (S.last_seen < seen))
+        ).execute()
+        if cursor is not None:
+            S.update(last_cursor=cursor, cursor_at=at or seen).where(
+                (S.id == station) & (S.cursor_at < (at or seen))
+            ).execute()
