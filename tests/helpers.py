@@ -135,18 +135,8 @@ class Chains:
             at = self.now.isoformat(timespec="seconds")
         hlc = HLC.tick(self.hlc, _ms(at))
         ev = seal(
-            id=f"ev-{station}-{seq + 1}",
-            station=station,
-            seq=seq + 1,
-            prev=prev,
-            at=at,
-            hlc=hlc,
-            actor=who.actor,
-            role=who.role,
-            org=who.org,
-            kind=kind,
-            subject=subject,
-            body=dict(body or {}),
+            id=f"ev-{station}-{seq + 1}", station=station, seq=seq + 1, prev=prev, at=at, hlc=hlc,
+            actor=who.actor, role=who.role, org=who.org, kind=kind, subject=subject, body=dict(body or {}),
         )
         if commit:
             self.heads[station] = (ev.seq, ev.hash)
@@ -154,14 +144,8 @@ class Chains:
         return ev
 
 
-def registration_body(
-    code: str,
-    received: list[str] | None = None,
-    n: int = 1,
-    *,
-    received_at: str | None = None,
-    **applicant: Any,
-) -> dict:
+def registration_body(code: str, received: list[str] | None = None, n: int = 1, *,
+                      received_at: str | None = None, **applicant: Any) -> dict:
     names = material_names(code)
     received = names if received is None else received
     extra = {"received_at": received_at} if received_at else {}
@@ -188,12 +172,7 @@ class CaseSim:
     events: list[Event] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        ev = self.chains.build(
-            K.CASE_REGISTERED,
-            self.case_id,
-            registration_body(self.code, self.received, received_at=self.received_at),
-            self.who,
-        )
+        ev = self.chains.build(K.CASE_REGISTERED, self.case_id, registration_body(self.code, self.received, received_at=self.received_at), self.who)
         self.view = lifecycle.apply(None, ev)
         self.events.append(ev)
 
@@ -225,15 +204,8 @@ PIN = "Xiang-2026"
 T0 = "2026-03-02T09:00:00+08:00"  # a Monday; no holiday that week or the next
 
 
-def make_station(
-    root: Path,
-    *,
-    org: str = VILLAGE,
-    role: Role = Role.AGENT,
-    login: str = "agent1",
-    name: str = "东村便民服务室",
-    station_no: int = 1,
-):
+def make_station(root: Path, *, org: str = VILLAGE, role: Role = Role.AGENT, login: str = "agent1",
+                 name: str = "东村便民服务室", station_no: int = 1):
     from station.session import init_station
 
     return init_station(root, org=org, name=name, login=login, role=role, pin=PIN, station_no=station_no)

@@ -262,9 +262,7 @@ def _items(
                 raise CatalogFileError(f"{_where(what, n, key)}：不能为空")
         code = r["impl_code"]
         # the plain text fields; the limit and the yes/no field are parsed below
-        kwargs: dict[str, Any] = {
-            k: r[k] for k in REQUIRED_ITEM if k not in ("promise_limit", "village_may_accept")
-        }
+        kwargs: dict[str, Any] = {k: r[k] for k in REQUIRED_ITEM if k not in ("promise_limit", "village_may_accept")}
         kwargs["promise_limit"] = _limit(r["promise_limit"], _where(what, n, "promise_limit"), optional=False)
         kwargs["legal_limit"] = _limit(
             r.get("legal_limit", ""), _where(what, n, "legal_limit"), optional=True

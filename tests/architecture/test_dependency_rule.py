@@ -8,17 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IO_LIBS = {
-    "peewee",
-    "playhouse",
-    "sqlcipher3",
-    "sqlite3",
-    "sqlite_utils",
-    "requests",
-    "fastapi",
-    "uvicorn",
-    "textual",
-}
+IO_LIBS = {"peewee", "playhouse", "sqlcipher3", "sqlite3", "sqlite_utils", "requests", "fastapi", "uvicorn", "textual"}
 RULES = {
     "schema": {"station", "sync"} | IO_LIBS,
     "sync": {"station", "textual"},
@@ -43,23 +33,15 @@ def files(package: str) -> list[Path]:
 @pytest.mark.parametrize("package", sorted(RULES))
 def test_package_imports_only_what_it_may(package):
     banned = RULES[package]
-    bad = [
-        f"{p.relative_to(ROOT)}:{line} imports {mod}"
-        for p in files(package)
-        for line, mod in imports(p)
-        if mod.split(".")[0] in banned
-    ]
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {mod}"
+           for p in files(package) for line, mod in imports(p) if mod.split(".")[0] in banned]
     assert not bad, "\n".join(bad)
 
 
 def test_only_the_station_ui_imports_textual():
-    bad = [
-        f"{p.relative_to(ROOT)}:{line}"
-        for p in files("station")
-        if "ui" not in p.relative_to(ROOT).parts
-        for line, mod in imports(p)
-        if mod.split(".")[0] == "textual"
-    ]
+    bad = [f"{p.relative_to(ROOT)}:{line}"
+           for p in files("station") if "ui" not in p.relative_to(ROOT).parts
+           for line, mod in imports(p) if mod.split(".")[0] == "textual"]
     assert not bad, "\n".join(bad)
 
 

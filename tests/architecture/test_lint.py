@@ -10,10 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ruff_check_passes():
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--quiet", str(ROOT)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--quiet", str(ROOT)], capture_output=True,
+                            text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

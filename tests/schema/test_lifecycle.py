@@ -74,12 +74,7 @@ def test_registration_creates_a_received_case_held_where_it_was_taken(chains):
     c = case(chains, received=material_names(PENSION)[:1])
     v = c.view
     assert v.state is State.RECEIVED
-    assert (v.intake_org, v.holder_org, v.intake_level, v.holder_level) == (
-        VILLAGE,
-        VILLAGE,
-        "village",
-        "village",
-    )
+    assert (v.intake_org, v.holder_org, v.intake_level, v.holder_level) == (VILLAGE, VILLAGE, "village", "village")
     assert v.path == [] and v.accepted_at is None and v.result_code is None
     names = material_names(PENSION)
     assert v.materials == {names[0]: "received", names[1]: "missing", names[2]: "missing"}
@@ -184,9 +179,7 @@ def test_accept_with_missing_materials_lists_them(chains):
 def test_rongque_only_for_rongque_materials(chains):
     received = [m for m in material_names(DIBAO) if m != BANK and m != APPLICATION]
     c = case(chains, DIBAO, received=received)
-    assert (
-        c.refused(K.CASE_ACCEPTED, AGENT, rongque=[APPLICATION, BANK]) == f"材料“{APPLICATION}”不允许容缺受理"
-    )
+    assert c.refused(K.CASE_ACCEPTED, AGENT, rongque=[APPLICATION, BANK]) == f"材料“{APPLICATION}”不允许容缺受理"
     assert c.refused(K.CASE_ACCEPTED, AGENT, rongque=["结婚证"]) == "材料“结婚证”不在该事项的材料清单中"
     # 容缺 of the bank account alone does not cover the missing application
     assert APPLICATION in c.refused(K.CASE_ACCEPTED, AGENT, rongque=[BANK])
@@ -246,25 +239,15 @@ def test_notice_after_acceptance_pauses_the_clock_until_supplemented(chains):
 
 def test_notice_needs_materials_of_the_item_and_a_deadline(chains):
     c = case(chains)
-    assert (
-        c.refused(K.CASE_NOTIFIED_MISSING, AGENT, missing=[], deadline="2026-04-01")
-        == "一次性告知须列出所缺的全部材料"
-    )
-    assert "不在该事项的材料清单中" in c.refused(
-        K.CASE_NOTIFIED_MISSING, AGENT, missing=["结婚证"], deadline="2026-04-01"
-    )
-    assert (
-        c.refused(K.CASE_NOTIFIED_MISSING, AGENT, missing=[material_names(PENSION)[0]])
-        == "一次性告知须写明补正期限"
-    )
+    assert c.refused(K.CASE_NOTIFIED_MISSING, AGENT, missing=[], deadline="2026-04-01") == "一次性告知须列出所缺的全部材料"
+    assert "不在该事项的材料清单中" in c.refused(K.CASE_NOTIFIED_MISSING, AGENT, missing=["结婚证"], deadline="2026-04-01")
+    assert c.refused(K.CASE_NOTIFIED_MISSING, AGENT, missing=[material_names(PENSION)[0]]) == "一次性告知须写明补正期限"
 
 
 def test_supplement_needs_materials_and_is_allowed_at_intake_or_holder(chains):
     c = case(chains)
     assert c.refused(K.CASE_SUPPLEMENTED, AGENT, materials=[]) == "请选择补交的材料"
-    assert "只有收件或当前经办单位可以补正" in c.refused(
-        K.CASE_SUPPLEMENTED, AGENT2, materials=[material_names(PENSION)[0]]
-    )
+    assert "只有收件或当前经办单位可以补正" in c.refused(K.CASE_SUPPLEMENTED, AGENT2, materials=[material_names(PENSION)[0]])
     c.do(K.CASE_ACCEPTED, AGENT)
     c.do(K.CASE_FORWARDED, AGENT)
     c.do(K.CASE_SUPPLEMENTED, AGENT, materials=[material_names(PENSION)[0]])  # the intake village still may
@@ -353,10 +336,7 @@ def test_forward_goes_to_the_parent_of_the_holder(chains):
 def test_return_needs_a_reason_and_a_path(chains):
     c = accepted(chains, DIBAO, who=CLERK)  # registered at the township: nowhere to return it to
     assert c.refused(K.CASE_RETURNED, CLERK, reason="") == "请填写退回理由"
-    assert (
-        c.refused(K.CASE_RETURNED, CLERK, reason="材料有误")
-        == "办件在收件单位，不能再退回；如需结束请作废或不予受理"
-    )
+    assert c.refused(K.CASE_RETURNED, CLERK, reason="材料有误") == "办件在收件单位，不能再退回；如需结束请作废或不予受理"
 
 
 def test_return_goes_back_down_the_path(chains):
@@ -376,22 +356,12 @@ def test_return_goes_back_down_the_path(chains):
 
 def test_special_procedure_pauses_and_resumes(chains):
     c = at_county(chains)
-    assert c.refused(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="holiday", reason="x").startswith(
-        "请选择特别程序种类"
-    )
-    assert (
-        c.refused(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="publicity", reason="")
-        == "请填写特别程序的启动理由"
-    )
+    assert c.refused(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="holiday", reason="x").startswith("请选择特别程序种类")
+    assert c.refused(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="publicity", reason="") == "请填写特别程序的启动理由"
     start = c.event(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="publicity", reason="公示7天", days=7)
     lifecycle.apply(c.view, start)
     assert c.view.state is State.SUSPENDED
-    assert c.view.special == {
-        "procedure": "publicity",
-        "reason": "公示7天",
-        "days": 7,
-        "started_at": start.at,
-    }
+    assert c.view.special == {"procedure": "publicity", "reason": "公示7天", "days": 7, "started_at": start.at}
     assert c.refused(K.CASE_DECIDED, REVIEWER, outcome="approved") == "办件当前状态为“特别程序中”，不能决定"
     end = c.event(K.CASE_SPECIAL_ENDED, REVIEWER)
     lifecycle.apply(c.view, end)
@@ -453,22 +423,14 @@ def test_joint_items_need_every_co_department_agreeing(chains):
     depts = list(c.view.item["co_departments"])
     assert len(depts) == 3
     assert c.refused(K.CASE_DECIDED, CLERK, outcome="approved") == "联办部门意见未齐：" + "、".join(depts)
-    assert (
-        c.refused(K.CASE_CO_OPINION, CLERK, department="县公安局", agree=True)
-        == "“县公安局”不是该事项的联办部门"
-    )
-    assert (
-        c.refused(K.CASE_CO_OPINION, AGENT, department=depts[0], agree=True)
-        == "代办员不能对办件执行“联办意见”"
-    )
+    assert c.refused(K.CASE_CO_OPINION, CLERK, department="县公安局", agree=True) == "“县公安局”不是该事项的联办部门"
+    assert c.refused(K.CASE_CO_OPINION, AGENT, department=depts[0], agree=True) == "代办员不能对办件执行“联办意见”"
     c.do(K.CASE_CO_OPINION, CLERK, department=depts[0], agree=True)
     c.do(K.CASE_CO_OPINION, CLERK, department=depts[1], agree=False, opinion="占用基本农田")
     assert c.refused(K.CASE_DECIDED, CLERK, outcome="approved") == "联办部门意见未齐：" + depts[2]
     c.do(K.CASE_CO_OPINION, CLERK, department=depts[2], agree=True)
     assert c.refused(K.CASE_DECIDED, CLERK, outcome="approved") == "联办部门不同意，不能准予：" + depts[1]
-    c.do(
-        K.CASE_CO_OPINION, CLERK, department=depts[1], agree=True, opinion="调整选址后同意"
-    )  # a later opinion wins
+    c.do(K.CASE_CO_OPINION, CLERK, department=depts[1], agree=True, opinion="调整选址后同意")  # a later opinion wins
     assert c.view.co_opinions[depts[1]]["opinion"] == "调整选址后同意"
     c.do(K.CASE_DECIDED, CLERK, outcome="approved")
     assert c.view.state is State.DONE
@@ -563,11 +525,7 @@ def test_viewing_the_id_number_is_recorded_without_changing_the_case(chains):
 def test_allowed_actions_on_a_new_village_case():
     c = CaseSim(Chains(), PENSION)
     assert kinds(lifecycle.allowed_actions(c.view, Role.AGENT, VILLAGE)) == {
-        K.CASE_ACCEPTED,
-        K.CASE_NOTIFIED_MISSING,
-        K.CASE_SUPPLEMENTED,
-        K.CASE_REFUSED,
-        K.CASE_VOIDED,
+        K.CASE_ACCEPTED, K.CASE_NOTIFIED_MISSING, K.CASE_SUPPLEMENTED, K.CASE_REFUSED, K.CASE_VOIDED,
     }
     assert lifecycle.allowed_actions(c.view, Role.AGENT, AGENT2.org) == []
     assert lifecycle.allowed_actions(c.view, Role.CLERK, TOWN) == []
@@ -578,23 +536,13 @@ def test_allowed_actions_on_a_new_village_case():
 def test_allowed_actions_follow_the_case_up(chains):
     c = accepted(chains, DIBAO)
     village = kinds(lifecycle.allowed_actions(c.view, Role.AGENT, VILLAGE))
-    assert village == {
-        K.CASE_NOTIFIED_MISSING,
-        K.CASE_SUPPLEMENTED,
-        K.CASE_FORWARDED,
-        K.CASE_SPECIAL_STARTED,
-        K.CASE_VOIDED,
-    }  # not 决定: 低保 is decided by the county
+    assert village == {K.CASE_NOTIFIED_MISSING, K.CASE_SUPPLEMENTED, K.CASE_FORWARDED, K.CASE_SPECIAL_STARTED,
+                       K.CASE_VOIDED}  # not 决定: 低保 is decided by the county
     c.do(K.CASE_FORWARDED, AGENT)
     assert kinds(lifecycle.allowed_actions(c.view, Role.AGENT, VILLAGE)) == {K.CASE_SUPPLEMENTED}
     township = kinds(lifecycle.allowed_actions(c.view, Role.CLERK, TOWN))
-    assert township == {
-        K.CASE_NOTIFIED_MISSING,
-        K.CASE_SUPPLEMENTED,
-        K.CASE_FORWARDED,
-        K.CASE_RETURNED,
-        K.CASE_SPECIAL_STARTED,
-    }
+    assert township == {K.CASE_NOTIFIED_MISSING, K.CASE_SUPPLEMENTED, K.CASE_FORWARDED, K.CASE_RETURNED,
+                        K.CASE_SPECIAL_STARTED}
     c.do(K.CASE_FORWARDED, CLERK)
     county = kinds(lifecycle.allowed_actions(c.view, Role.REVIEWER, COUNTY))
     assert K.CASE_DECIDED in county and K.CASE_FORWARDED not in county and K.CASE_RETURNED in county
@@ -604,9 +552,7 @@ def test_allowed_actions_follow_the_case_up(chains):
 
 def test_allowed_actions_offer_co_opinions_and_decisions_where_they_apply(chains):
     c = at_county(chains, DISABLED_SUBSIDY)
-    assert {K.CASE_CO_OPINION, K.CASE_DECIDED} <= kinds(
-        lifecycle.allowed_actions(c.view, Role.REVIEWER, COUNTY)
-    )
+    assert {K.CASE_CO_OPINION, K.CASE_DECIDED} <= kinds(lifecycle.allowed_actions(c.view, Role.REVIEWER, COUNTY))
     m = accepted(chains, MEDICAL)
     assert K.CASE_DECIDED in kinds(lifecycle.allowed_actions(m.view, Role.AGENT, VILLAGE))
 

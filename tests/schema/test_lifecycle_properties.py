@@ -75,20 +75,14 @@ def body_for(kind: str, view: CaseView, draw, today: str) -> dict[str, Any]:
     if kind == K.CASE_VOIDED:
         return {"reason": draw(text), "entry_error": draw(st.booleans())}
     if kind == K.CASE_SPECIAL_STARTED:
-        return {
-            "procedure": draw(st.sampled_from(["extension", "publicity", "verification", "other", "nap"])),
-            "reason": draw(text),
-            "days": draw(st.sampled_from([None, 7])),
-        }
+        return {"procedure": draw(st.sampled_from(["extension", "publicity", "verification", "other", "nap"])),
+                "reason": draw(text), "days": draw(st.sampled_from([None, 7]))}
     if kind == K.CASE_CO_OPINION:
         depts = list(view.item.get("co_departments") or []) + ["县公安局"]
         return {"department": draw(st.sampled_from(depts)), "agree": draw(st.booleans()), "opinion": ""}
     if kind == K.CASE_DECIDED:
-        return {
-            "outcome": draw(st.sampled_from(["approved", "approved", "denied", "maybe"])),
-            "opinion": draw(text),
-            "certificate": draw(st.sampled_from(["", "C-1"])),
-        }
+        return {"outcome": draw(st.sampled_from(["approved", "approved", "denied", "maybe"])),
+                "opinion": draw(text), "certificate": draw(st.sampled_from(["", "C-1"]))}
     if kind == K.CASE_RATED:
         return {"level": draw(st.integers(0, 6)), "comment": ""}
     return {}
@@ -110,9 +104,7 @@ def check_invariants(v: CaseView) -> None:
     assert len(open_pauses) <= 1
     if open_pauses:
         assert v.pauses[-1][1] is None  # only the latest pause can still be running
-    paused = v.state is State.SUSPENDED or (
-        v.state is State.AWAITING_SUPPLEMENT and v.accepted_at is not None
-    )
+    paused = v.state is State.SUSPENDED or (v.state is State.AWAITING_SUPPLEMENT and v.accepted_at is not None)
     assert bool(open_pauses) == paused, v.to_dict()
     assert (v.special is not None) == (v.state is State.SUSPENDED)
     assert len(v.ratings) <= lifecycle.MAX_RATINGS
@@ -149,9 +141,7 @@ class History:
     def pick_action(self, view: CaseView) -> tuple[Who, str]:
         """Mostly an action the menus offer someone, sometimes anything by anyone."""
         draw = self.draw
-        offered = [
-            (who, r.kind) for who in ACTORS for r in lifecycle.allowed_actions(view, Role(who.role), who.org)
-        ]
+        offered = [(who, r.kind) for who in ACTORS for r in lifecycle.allowed_actions(view, Role(who.role), who.org)]
         if offered and draw(st.integers(0, 4)) > 0:
             return draw(st.sampled_from(offered))
         return draw(st.sampled_from(ACTORS)), draw(st.sampled_from(KINDS))
@@ -182,9 +172,8 @@ class History:
         return True
 
     def commit(self, case_id: str, ev: Event) -> None:
-        committed = self.chains.build(
-            ev.kind, ev.subject, ev.body, Who(ev.role, ev.org, ev.actor), station=ev.station, at=ev.at
-        )
+        committed = self.chains.build(ev.kind, ev.subject, ev.body, Who(ev.role, ev.org, ev.actor),
+                                      station=ev.station, at=ev.at)
         assert committed.hash == ev.hash
         self.events[case_id].append(committed)
 
@@ -227,12 +216,8 @@ class CaseMachine(RuleBasedStateMachine):
             assert lifecycle.fold(self.history.events[case_id]).to_dict() == view.to_dict()
 
 
-CaseMachine.TestCase.settings = settings(
-    max_examples=scaled(60),
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+CaseMachine.TestCase.settings = settings(max_examples=scaled(60), stateful_step_count=30, deadline=None,
+                                         suppress_health_check=[HealthCheck.too_slow])
 TestCaseMachine = CaseMachine.TestCase
 
 
@@ -258,9 +243,8 @@ def _fold_by_case(events: list[Event]) -> dict[str, dict]:
 @settings(max_examples=scaled(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_arrival_order_folds_to_the_same_cases(data):
-    h = _history(
-        data.draw, cases=data.draw(st.integers(1, 3)), steps=data.draw(st.integers(0, 40)), keep_refused=False
-    )
+    h = _history(data.draw, cases=data.draw(st.integers(1, 3)), steps=data.draw(st.integers(0, 40)),
+                 keep_refused=False)
     events = h.all_events()
     # the history really spans several stations, each a valid hash chain
     by_station: dict[str, list[Event]] = {}
@@ -280,10 +264,7 @@ def test_any_arrival_order_folds_to_the_same_cases(data):
 
 GARBAGE = {
     K.CASE_ACCEPTED: [{"rongque": 5}, {"rongque": "身份证"}],
-    K.CASE_NOTIFIED_MISSING: [
-        {"missing": 5, "deadline": "2026-01-01"},
-        {"missing": "户口簿", "deadline": "x"},
-    ],
+    K.CASE_NOTIFIED_MISSING: [{"missing": 5, "deadline": "2026-01-01"}, {"missing": "户口簿", "deadline": "x"}],
     K.CASE_SUPPLEMENTED: [{"materials": 3}, {"materials": None}],
     K.CASE_SPECIAL_STARTED: [{"procedure": ["publicity"], "reason": "x"}, {"procedure": 7, "reason": None}],
     K.CASE_CO_OPINION: [{"department": None, "agree": "yes"}, {"department": ["a"]}],
@@ -298,9 +279,7 @@ GARBAGE = {
 def _garbage(draw, h: History, case_id: str) -> Event:
     """An authentic event whose content no rule expects, often aimed at an action the case offers."""
     view = h.views[case_id]
-    offered = [
-        (who, r.kind) for who in ACTORS for r in lifecycle.allowed_actions(view, Role(who.role), who.org)
-    ]
+    offered = [(who, r.kind) for who in ACTORS for r in lifecycle.allowed_actions(view, Role(who.role), who.org)]
     if offered and draw(st.integers(0, 3)) > 0:
         who, kind = draw(st.sampled_from(offered))
     else:

@@ -33,9 +33,7 @@ PASSPHRASE = "县中心管理口令-2026"
 class CountyServer:
     """The real county center (SQLite unless ``db_url`` says otherwise) served by uvicorn on 127.0.0.1, port 0."""
 
-    def __init__(
-        self, root: Path, *, existing: bool = False, db_url: str | None = None, **settings: Any
-    ) -> None:
+    def __init__(self, root: Path, *, existing: bool = False, db_url: str | None = None, **settings: Any) -> None:
         from sync.server.app import BackgroundServer, create_app
         from sync.server.config import Settings
         from sync.server.db import connect

@@ -49,16 +49,10 @@ class Cli:
     def __init__(self, data: Path, capsys, monkeypatch) -> None:
         self.data, self.capsys, self.monkeypatch = data, capsys, monkeypatch
 
-    def __call__(
-        self, *args: str, user: str | None = "agent1", pin: str | None = None, as_json: bool = False
-    ):
+    def __call__(self, *args: str, user: str | None = "agent1", pin: str | None = None, as_json: bool = False):
         pin = pin or (AGENT_PIN if user == "agent1" else CLERK_PIN)
         self.monkeypatch.setenv("STATION_PIN", pin)
-        argv = (
-            ["--data-dir", str(self.data)]
-            + (["--json"] if as_json else [])
-            + (["--user", user] if user else [])
-        )
+        argv = ["--data-dir", str(self.data)] + (["--json"] if as_json else []) + (["--user", user] if user else [])
         self.capsys.readouterr()
         rc = main([*argv, *args])
         out, err = self.capsys.readouterr()
@@ -66,21 +60,8 @@ class Cli:
 
     def new_case(self, name="王秀英", ident=IDENT, received=None) -> Result:
         received = material_names(PENSION) if received is None else received
-        return self(
-            "case",
-            "new",
-            "--item",
-            PENSION,
-            "--applicant",
-            name,
-            "--id-number",
-            ident,
-            "--phone",
-            "13800001234",
-            "--received",
-            *received,
-            as_json=True,
-        )
+        return self("case", "new", "--item", PENSION, "--applicant", name, "--id-number", ident,
+                    "--phone", "13800001234", "--received", *received, as_json=True)
 
     def case_count(self) -> int:
         r = self("case", "list", "--limit", "1000", user="clerk1", as_json=True)
@@ -98,21 +79,8 @@ class Cli:
 def cli(tmp_path, capsys, monkeypatch, now, cli_logging):
     """A village station set up by a township clerk, who added the village agent."""
     c = Cli(tmp_path / "station", capsys, monkeypatch)
-    r = c(
-        "init",
-        "--org",
-        VILLAGE,
-        "--name",
-        "东村便民服务室",
-        "--user",
-        "clerk1",
-        "--role",
-        "clerk",
-        "--user-name",
-        "李娟",
-        user=None,
-        pin=CLERK_PIN,
-    )
+    r = c("init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "clerk1", "--role", "clerk",
+          "--user-name", "李娟", user=None, pin=CLERK_PIN)
     assert r.rc == 0, r.err
     monkeypatch.setenv("STATION_NEW_PIN", AGENT_PIN)
     r = c("user", "add", "agent1", "--role", "agent", "--name", "王芳", user="clerk1")
@@ -138,9 +106,7 @@ def test_init_and_users(cli, monkeypatch):
     r = cli("user", "list", user="clerk1", as_json=True)
     assert r.rc == 0
     assert [(u["login"], u["role"], u["locked"]) for u in r.json["items"]] == [
-        ("clerk1", "clerk", False),
-        ("agent1", "agent", False),
-    ]
+        ("clerk1", "clerk", False), ("agent1", "agent", False)]
     text = cli("user", "list", user="agent1").out
     assert "代办员" in text and "窗口人员" in text
     monkeypatch.setenv("STATION_NEW_PIN", "246813")
@@ -163,12 +129,7 @@ def test_case_flow(cli, now):
     d = r.json
     assert {"case_no", "state", "item_code", "accepted_at", "due_date", "due_estimated"} <= set(d)
     assert (d["state"], d["item_code"], d["accepted_at"], d["due_date"], d["due_estimated"]) == (
-        "received",
-        PENSION,
-        None,
-        None,
-        False,
-    )
+        "received", PENSION, None, None, False)
     assert d["case_no"] == f"{VILLAGE}-20260302-01-0001"
     assert d["applicant"]["id_number"] == IDENT[:4] + "*" * 10 + IDENT[-4:]  # masked by default
     no = d["case_no"]
@@ -176,10 +137,7 @@ def test_case_flow(cli, now):
     r = cli("case", "accept", no, as_json=True)
     assert r.rc == 0 and r.json["state"] == "in_progress"
     assert (r.json["accepted_at"], r.json["due_date"], r.json["due_estimated"]) == (
-        "2026-03-02T09:00:00+08:00",
-        "2026-03-05",
-        False,
-    )
+        "2026-03-02T09:00:00+08:00", "2026-03-05", False)
 
     r = cli("case", "show", no, as_json=True)
     assert r.rc == 0 and r.json["state"] == "in_progress"
@@ -210,33 +168,16 @@ def test_case_flow(cli, now):
 def test_console_script(tmp_path):
     script = Path(sys.executable).with_name("station")
     data = str(tmp_path / "s")
-    env = {
-        **os.environ,
-        "STATION_KDF_COST": "low",
-        "STATION_NOW": "2026-03-02T09:00:00+08:00",
-        "STATION_PIN": PIN,
-    }
+    env = {**os.environ, "STATION_KDF_COST": "low", "STATION_NOW": "2026-03-02T09:00:00+08:00", "STATION_PIN": PIN}
 
     def run(*args):
-        return subprocess.run(
-            [str(script), "--data-dir", data, *args], env=env, capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run([str(script), "--data-dir", data, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
 
     r = run("init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "agent1", "--role", "agent")
     assert r.returncode == 0, r.stderr
-    r = run(
-        "--json",
-        "case",
-        "new",
-        "--item",
-        PENSION,
-        "--applicant",
-        "王秀英",
-        "--id-number",
-        IDENT,
-        "--received",
-        *material_names(PENSION),
-    )
+    r = run("--json", "case", "new", "--item", PENSION, "--applicant", "王秀英", "--id-number", IDENT,
+            "--received", *material_names(PENSION))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["state"] == "received"
     r = run("case", "new", "--item", PENSION, "--applicant", "王秀英", "--id-number", differ(IDENT))
@@ -251,45 +192,16 @@ def test_console_script_on_a_tampered_database_prints_one_chinese_line(tmp_path)
     """SQLCipher's own (English) log lines must not reach the user either."""
     script = Path(sys.executable).with_name("station")
     data = tmp_path / "s"
-    env = {
-        **os.environ,
-        "STATION_KDF_COST": "low",
-        "STATION_NOW": "2026-03-02T09:00:00+08:00",
-        "STATION_PIN": PIN,
-    }
-    r = subprocess.run(
-        [
-            str(script),
-            "--data-dir",
-            str(data),
-            "init",
-            "--org",
-            VILLAGE,
-            "--name",
-            "东村",
-            "--user",
-            "agent1",
-            "--role",
-            "agent",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {**os.environ, "STATION_KDF_COST": "low", "STATION_NOW": "2026-03-02T09:00:00+08:00", "STATION_PIN": PIN}
+    r = subprocess.run([str(script), "--data-dir", str(data), "init", "--org", VILLAGE, "--name", "东村",
+                        "--user", "agent1", "--role", "agent"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     _flip(data / "station.db", 4096 + 1000)
-    r = subprocess.run(
-        [str(script), "--data-dir", str(data), "case", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = subprocess.run([str(script), "--data-dir", str(data), "case", "list"], env=env, capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "错误：数据库文件已损坏或被篡改（完整性校验失败）。请不要继续使用，联系县中心从备份或上级数据恢复"
-    ]
+        "错误：数据库文件已损坏或被篡改（完整性校验失败）。请不要继续使用，联系县中心从备份或上级数据恢复"]
 
 
 # -- bad input ------------------------------------------------------------------------------------------------
@@ -356,9 +268,7 @@ def test_truncated_database(cli, saved):
     original = db.read_bytes()
     db.write_bytes(original[: len(original) // 2])
     cli("case", "list").failed_cleanly("数据库文件已损坏")
-    cli("case", "new", "--item", PENSION, "--applicant", "张三", "--id-number", IDENT).failed_cleanly(
-        "数据库文件已损坏"
-    )
+    cli("case", "new", "--item", PENSION, "--applicant", "张三", "--id-number", IDENT).failed_cleanly("数据库文件已损坏")
     db.write_bytes(original)
     cli.intact(1)
 
@@ -367,9 +277,7 @@ def test_database_from_a_newer_version(cli, saved):
     from station.session import unlock
 
     with unlock(cli.data, "clerk1", CLERK_PIN) as s:
-        s.db.execute_sql(
-            "INSERT INTO schema_migration (name, applied) VALUES ('0042_new_tables', '2030-01-01')"
-        )
+        s.db.execute_sql("INSERT INTO schema_migration (name, applied) VALUES ('0042_new_tables', '2030-01-01')")
     before = (cli.data / "station.db").read_bytes()
     r = cli("case", "list")
     r.failed_cleanly("数据库来自更新版本", "0042_new_tables", "数据未被改动")
@@ -394,18 +302,13 @@ def test_unknown_item_code(cli, saved):
 
 
 def test_transitions_not_allowed(cli, saved):
-    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly(
-        "该事项由县级决定，代办员不能作出决定"
-    )
+    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly("该事项由县级决定，代办员不能作出决定")
     cli("case", "deliver", saved).failed_cleanly("办件当前状态为“办理中”，不能送达")
     cli("case", "accept", saved).failed_cleanly("不能受理")
     cli("case", "rate", saved, "--level", "5").failed_cleanly("不能好差评")
     cli("case", "accept", "330522101001-20991231-01-0001").failed_cleanly("没有找到办件")
     r = cli("case", "show", saved, as_json=True)
-    assert r.json["state"] == "in_progress" and [e["action"] for e in r.json["timeline"]] == [
-        "收件登记",
-        "受理",
-    ]
+    assert r.json["state"] == "in_progress" and [e["action"] for e in r.json["timeline"]] == ["收件登记", "受理"]
     cli.intact(1)
 
 
@@ -427,9 +330,7 @@ def test_full_disk(cli, saved, monkeypatch):
 
 
 def test_init_twice(cli, saved):
-    r = cli(
-        "init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "other", "--role", "agent", user=None
-    )
+    r = cli("init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "other", "--role", "agent", user=None)
     r.failed_cleanly("已有工作站，不能重复初始化")
     cli.intact(1)
 

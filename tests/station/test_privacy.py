@@ -16,12 +16,8 @@ from tests.helpers import PENSION, PIN, id_number, make_station, material_names
 NAME = "测试哨兵甲乙"
 IDENT = id_number(region="330522", birth="19770707", seq="913")
 PHONE = "13912378946"
-SENTINELS = {
-    "name": NAME.encode("utf-8"),
-    "id": IDENT.encode("ascii"),
-    "phone": PHONE.encode("ascii"),
-    "name-utf16": NAME.encode("utf-16-le"),
-}
+SENTINELS = {"name": NAME.encode("utf-8"), "id": IDENT.encode("ascii"), "phone": PHONE.encode("ascii"),
+             "name-utf16": NAME.encode("utf-16-le")}
 
 
 def leaks(root: Path) -> list[tuple[str, str]]:
@@ -50,26 +46,9 @@ def test_the_scanner_sees_plaintext(tmp_path):
 
 def _busy_case(data: Path, monkeypatch) -> str:
     """Register via the CLI (so station.log exists) and act on the case through the services."""
-    rc = main(
-        [
-            "--data-dir",
-            str(data),
-            "case",
-            "new",
-            "--item",
-            PENSION,
-            "--applicant",
-            NAME,
-            "--id-number",
-            IDENT,
-            "--phone",
-            PHONE,
-            "--received",
-            *material_names(PENSION)[:2],
-            "--note",
-            "哨兵备注",
-        ]
-    )
+    rc = main(["--data-dir", str(data), "case", "new", "--item", PENSION, "--applicant", NAME,
+               "--id-number", IDENT, "--phone", PHONE, "--received", *material_names(PENSION)[:2],
+               "--note", "哨兵备注"])
     assert rc == 0
     with unlock(data, "agent1", PIN) as s:
         no = queries.search_cases(s, NAME)[0].case_no
@@ -79,9 +58,7 @@ def _busy_case(data: Path, monkeypatch) -> str:
         assert cases.reveal_id_number(s, no) == IDENT
         cases.forward(s, no, opinion=f"申请人{NAME}材料齐全")
     # an unexpected error whose message quotes the villager: the log gets frames, not the message
-    monkeypatch.setattr(
-        cases, "get", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(f"boom {NAME} {IDENT}"))
-    )
+    monkeypatch.setattr(cases, "get", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(f"boom {NAME} {IDENT}")))
     assert main(["--data-dir", str(data), "case", "show", no]) == 70
     monkeypatch.undo()
     return no
@@ -102,14 +79,8 @@ def test_no_plaintext_in_any_file_with_the_wal_present_or_after_closing(tmp_path
         assert queries.search_cases(second, PHONE)[0].case_no == no  # the data is really there
         wal = data / "station.db-wal"
         assert wal.exists() and wal.stat().st_size > 0
-        assert {
-            "station.db",
-            "station.db-wal",
-            "station.db-shm",
-            "keyslots.json",
-            "station.json",
-            "station.log",
-        } <= files(data)
+        assert {"station.db", "station.db-wal", "station.db-shm", "keyslots.json", "station.json",
+                "station.log"} <= files(data)
         assert leaks(data) == []
         assert leaks(tmp_path) == []  # nothing next to the data directory either
     finally:
@@ -129,13 +100,8 @@ def _flip(path: Path, offset: int) -> None:
 def _station_with_cases(root: Path, n: int = 30) -> None:
     s = make_station(root)
     for i in range(n):
-        cases.register(
-            s,
-            item_code=PENSION,
-            name="王秀英",
-            id_number=id_number(seq=f"{i:03d}"),
-            received=material_names(PENSION),
-        )
+        cases.register(s, item_code=PENSION, name="王秀英", id_number=id_number(seq=f"{i:03d}"),
+                       received=material_names(PENSION))
     s.close()
     assert not (root / "station.db-wal").exists()  # closing checkpointed everything into the file
 
@@ -148,11 +114,7 @@ def test_a_flipped_byte_is_detected(tmp_path, now, where):
     size = db.stat().st_size
     page = 4096
     assert size >= 4 * page
-    offset = {
-        "second page": page + 1500,
-        "middle": (size // page // 2) * page + 777,
-        "last page": size - 100,
-    }[where]
+    offset = {"second page": page + 1500, "middle": (size // page // 2) * page + 777, "last page": size - 100}[where]
     _flip(db, offset)
     try:
         s = unlock(root, "agent1", PIN)

@@ -23,6 +23,8 @@ from tests.station.sync_kit import PASSPHRASE, reopen
 CJK = range(0x4E00, 0xA000)
 
 
+
+
 def not_enrolled(session) -> None:
     assert not I.enrolled(session)
     assert session.store.meta(I.COUNTY) is None and session.store.meta(I.KEYPAIR) is None

@@ -55,6 +55,8 @@ def county_office(tmp_path, county):
     )
 
 
+
+
 def state(s, case_id):
     return cases.get(s, case_id).state.value
 

@@ -47,15 +47,13 @@ def station(tmp_path, now):
 
 def register(s, code=PENSION, name="王秀英", ident=None, phone="13800001234", received=None, **kw):
     received = material_names(code) if received is None else received
-    return cases.register(
-        s, item_code=code, name=name, id_number=ident or id_number(), phone=phone, received=received, **kw
-    )
+    return cases.register(s, item_code=code, name=name, id_number=ident or id_number(), phone=phone,
+                          received=received, **kw)
 
 
 def row(s, case_id):
-    r = s.db.execute_sql(
-        "SELECT state, due_date, due_estimated, accepted_at FROM case_view WHERE case_id = ?", (case_id,)
-    ).fetchone()
+    r = s.db.execute_sql("SELECT state, due_date, due_estimated, accepted_at FROM case_view WHERE case_id = ?",
+                         (case_id,)).fetchone()
     return {"state": r[0], "due": r[1], "estimated": bool(r[2]), "accepted_at": r[3]}
 
 
@@ -103,9 +101,8 @@ def test_hash_chain_verifies_and_tampering_is_found(station):
     evs = list(station.store.events())
     assert [e.seq for e in evs] == [1, 2, 3, 4]
     assert all(b.prev == a.hash for a, b in zip(evs, evs[1:], strict=False))
-    station.db.execute_sql(
-        "UPDATE event SET body = replace(body, '王秀英', '王秀兰') WHERE kind = ?", (K.CASE_REGISTERED,)
-    )
+    station.db.execute_sql("UPDATE event SET body = replace(body, '王秀英', '王秀兰') WHERE kind = ?",
+                           (K.CASE_REGISTERED,))
     problems = verify_station(station).problems
     assert any(p.startswith("哈希链断裂") for p in problems), problems
     assert any("投影与日志重建结果不一致" in p for p in problems), problems
@@ -132,13 +129,8 @@ def test_a_refused_action_appends_nothing(station):
 def _village_history(s, now):
     """Cases at a village in several states, with the clock moving."""
     a = register(s, name="王秀英", ident=id_number(seq="011"))
-    b = register(
-        s,
-        DIBAO,
-        name="李建国",
-        ident=id_number(seq="021"),
-        received=[m for m in material_names(DIBAO) if m != BANK],
-    )
+    b = register(s, DIBAO, name="李建国", ident=id_number(seq="021"),
+                 received=[m for m in material_names(DIBAO) if m != BANK])
     c = register(s, name="张三", ident=id_number(seq="031"), received=material_names(PENSION)[:1])
     d = register(s, LAND, name="赵六", ident=id_number(seq="041"))
     cases.accept(s, a.case_no)
@@ -161,12 +153,8 @@ def test_ingest_in_any_order_gives_the_same_projection(tmp_path, now, seed):
     events = list(village.store.events())
     village.close()
 
-    in_order = make_station(
-        tmp_path / "t1", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心"
-    )
-    shuffled = make_station(
-        tmp_path / "t2", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心"
-    )
+    in_order = make_station(tmp_path / "t1", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
+    shuffled = make_station(tmp_path / "t2", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     try:
         assert in_order.store.ingest(events) == len(events)
         mixed = list(events)
@@ -208,16 +196,8 @@ def test_ingest_skips_own_events_and_keeps_conflicts(tmp_path, now):
 
         # a second village PC that had not seen the acceptance accepts too: a conflict, not an error
         acc = next(e for e in events if e.kind == K.CASE_ACCEPTED)
-        twin = seal(
-            **{
-                **acc.unsigned(),
-                "id": acc.id + "-2",
-                "station": "village-pc-2",
-                "seq": 1,
-                "prev": "",
-                "hlc": acc.hlc + 1,
-            }
-        )
+        twin = seal(**{**acc.unsigned(), "id": acc.id + "-2", "station": "village-pc-2", "seq": 1, "prev": "",
+                       "hlc": acc.hlc + 1})
         assert town.store.ingest([twin]) == 1
         view = cases.get(town, v.case_no)
         assert [c.event_id for c in view.conflicts] == [twin.id]
@@ -246,9 +226,7 @@ def test_case_numbers_are_unique_and_readable(station, now):
 def people(station):
     wang = register(station, name="王秀英", ident=id_number(birth="19520314", seq="128"), phone="13912345678")
     li = register(station, name="李秀兰", ident=id_number(birth="19600101", seq="246"), phone="13700002222")
-    ouyang = register(
-        station, name="欧阳娜娜", ident=id_number(birth="19900505", seq="357"), phone="15800003333"
-    )
+    ouyang = register(station, name="欧阳娜娜", ident=id_number(birth="19900505", seq="357"), phone="15800003333")
     return {"wang": wang, "li": li, "ouyang": ouyang}
 
 
@@ -256,26 +234,23 @@ def found(s, text):
     return {r.applicant_name for r in queries.search_cases(s, text)}
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("王", {"王秀英"}),
-        ("秀", {"王秀英", "李秀兰"}),
-        ("秀英", {"王秀英"}),
-        ("王秀英", {"王秀英"}),
-        ("欧阳娜", {"欧阳娜娜"}),
-        ("阳娜娜", {"欧阳娜娜"}),
-        ("王秀兰", set()),
-        ("wxy", {"王秀英"}),
-        ("WXY", {"王秀英"}),
-        ("lxl", {"李秀兰"}),
-        ("oy", {"欧阳娜娜"}),
-        ("13912345678", {"王秀英"}),
-        ("5678", {"王秀英"}),
-        ("2222", {"李秀兰"}),
-        ("赵", set()),
-    ],
-)
+@pytest.mark.parametrize(("query", "expected"), [
+    ("王", {"王秀英"}),
+    ("秀", {"王秀英", "李秀兰"}),
+    ("秀英", {"王秀英"}),
+    ("王秀英", {"王秀英"}),
+    ("欧阳娜", {"欧阳娜娜"}),
+    ("阳娜娜", {"欧阳娜娜"}),
+    ("王秀兰", set()),
+    ("wxy", {"王秀英"}),
+    ("WXY", {"王秀英"}),
+    ("lxl", {"李秀兰"}),
+    ("oy", {"欧阳娜娜"}),
+    ("13912345678", {"王秀英"}),
+    ("5678", {"王秀英"}),
+    ("2222", {"李秀兰"}),
+    ("赵", set()),
+])
 def test_search_by_name_initials_and_phone(station, people, query, expected):
     assert found(station, query) == expected
 
@@ -309,9 +284,7 @@ def test_list_filters_by_state_and_overdue(station, now):
     assert states == {a.case_no: "in_progress", b.case_no: "received", c.case_no: "awaiting_supplement"}
     assert [r.case_no for r in queries.list_cases(station, states=["received"])] == [b.case_no]
     assert {r.case_no for r in queries.list_cases(station, states=["received", "in_progress"])} == {
-        a.case_no,
-        b.case_no,
-    }
+        a.case_no, b.case_no}
     assert queries.list_cases(station, overdue=True) == []
     now("2026-03-05T17:00:00+08:00")
     assert queries.list_cases(station, overdue=True) == []  # due today is not overdue yet
@@ -327,12 +300,8 @@ def test_due_date_counts_workdays_from_the_day_after_acceptance(station):
     v = register(station)
     assert row(station, v.case_id)["due"] is None  # not accepted yet
     cases.accept(station, v.case_no)  # Monday 2026-03-02, 3 工作日
-    assert row(station, v.case_id) == {
-        "state": "in_progress",
-        "due": "2026-03-05",
-        "estimated": False,
-        "accepted_at": "2026-03-02T09:00:00+08:00",
-    }
+    assert row(station, v.case_id) == {"state": "in_progress", "due": "2026-03-05", "estimated": False,
+                                       "accepted_at": "2026-03-02T09:00:00+08:00"}
 
 
 def test_due_date_over_a_weekend_and_for_natural_days(station, now):
@@ -370,9 +339,7 @@ def test_special_procedure_pauses_the_clock(station, now):
     assert (row(station, o.case_id)["state"], row(station, o.case_id)["due"]) == ("suspended", None)
     now("2026-03-06T16:00:00+08:00")
     cases.end_special(station, o.case_no, result="核查属实")
-    assert (
-        row(station, o.case_id)["due"] == "2026-03-11"
-    )  # Tue 1, Wed 2, (Thu, Fri paused), Mon 3, Tue 4, Wed 5
+    assert row(station, o.case_id)["due"] == "2026-03-11"  # Tue 1, Wed 2, (Thu, Fri paused), Mon 3, Tue 4, Wed 5
 
 
 def test_notice_before_acceptance_does_not_pause(station, now):
@@ -424,9 +391,7 @@ def _digest(path):
 def test_a_database_from_a_newer_program_is_refused_untouched(tmp_path, now, monkeypatch):
     s = make_station(tmp_path / "v")
     register(s)
-    s.db.execute_sql(
-        "INSERT INTO schema_migration (name, applied) VALUES ('0099_future_tables', '2030-01-01')"
-    )
+    s.db.execute_sql("INSERT INTO schema_migration (name, applied) VALUES ('0099_future_tables', '2030-01-01')")
     rows = _migrations(s)
     with pytest.raises(DatabaseProblem) as info:
         migrate(s.db)

@@ -72,6 +72,8 @@ class Cli:
         )
 
 
+
+
 @pytest.fixture
 def cli(tmp_path, capsys, monkeypatch, cli_logging):
     c = Cli(tmp_path / "v", capsys, monkeypatch)
