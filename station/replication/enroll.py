@@ -25,7 +25,7 @@ from schema.org import Level, OrgCode
 from station import clock
 from station.replication import identity as I
 from station.store.atomicfile import atomic_write
-from sync import api
+from sync import api, bounded
 from sync.client import Client, check_url
 from sync.crypto import KeyPair, b64
 from sync.errors import ProtocolError
@@ -129,8 +129,8 @@ def apply_response_file(session, path: str | Path) -> EnrollResult:
     except OSError as e:
         raise UserError(f"无法读取登记答复文件 {path}：{e.strerror or e}") from None
     try:
-        wire = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        wire = bounded.loads(raw, "登记答复文件")
+    except ProtocolError:
         raise UserError(f"{path.name} 不是有效的登记答复文件（内容已损坏或不是县中心生成的）") from None
     key = KeyPair.from_bytes(bytes.fromhex(pending["keypair"]))
     return apply_response(session, wire, key, pending["code"], url="")

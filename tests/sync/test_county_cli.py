@@ -136,6 +136,10 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     )
     code, _, err = cc("enroll", "--request-file", tmp_path / "missing.json", "--response-file", resp)
     assert code == 2
+    for deep in ("[" * 6000 + "]" * 6000, json.dumps({"h": "[" * 6000, "s": ""})):  # issue #8, finding 7
+        req.write_text(deep, encoding="utf-8")
+        code, _, err = cc("enroll", "--request-file", req, "--response-file", resp)
+        assert code == 2 and has_chinese(err), err
     # the station pushes a user, then shows up in the listings
     cdb = connect(cc.url)
     county = load_county(cdb)
@@ -340,6 +344,8 @@ def test_catalog_bad_files(cc, tmp_path):
     assert "不是本县" in cc("catalog", "publish", tmp_path / "other.json")[2]
     assert cc("catalog", "publish", tmp_path / "nothing.json")[0] == 2
     assert cc("catalog", "publish", tmp_path / "x.txt")[0] == 2
+    (tmp_path / "deep.json").write_text("[" * 6000 + "]" * 6000)
+    assert "嵌套" in cc("catalog", "publish", tmp_path / "deep.json")[2]
     assert events_of(cc.url, K.CATALOG_PUBLISHED) == []
 
 
