@@ -35,6 +35,7 @@ MiB = 1024 * 1024
 PAGE_PAYLOAD = 64 * MiB  # a pull page (the county stops a page at ~4 MB of events)
 FILE_PAYLOAD = 96 * MiB  # a USB bundle or return file (the county stops a return at ~64 MB)
 FILE_BYTES = 64 * MiB  # a USB file on disk
+FILE_SEGMENTS = 10_000  # segments in one USB bundle (a segment holds up to 1,000 events)
 # A township may take a bundle from a village it does not know yet (its key comes with the next
 # sync, and the county verifies everything anyway) — only within these tight bounds.
 UNVERIFIED_FILE_BYTES = 2 * MiB

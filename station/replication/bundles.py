@@ -324,6 +324,8 @@ def _open_bundle(blob: bytes, key, entry: registry.Entry | None) -> tuple[dict[s
     segments = payload.get("segments")
     if payload.get("from") != opened.sender or not isinstance(segments, list):
         raise ProtocolError("malformed", "文件内容不完整")
+    if len(segments) > bounded.FILE_SEGMENTS:
+        raise ProtocolError("too_large", f"一个文件最多{bounded.FILE_SEGMENTS}段数据，收到{len(segments)}段")
     if entry is None:
         if len(segments) > bounded.UNVERIFIED_SEGMENTS:
             raise ProtocolError(

@@ -116,6 +116,8 @@ def _bundle_fields(payload: Any, signed_by: str) -> tuple[str, list[Any], int | 
         raise malformed("数据包缺少发送方或同步段")
     if sender != signed_by:
         raise malformed("数据包中的发送方与签名的发送方不符")
+    if len(segments) > bounded.FILE_SEGMENTS:
+        raise ProtocolError("too_large", f"一个数据包最多{bounded.FILE_SEGMENTS}段，收到{len(segments)}段")
     if type(cursor) is not int or cursor < 0:
         cursor = None
     return sender, segments, cursor

@@ -464,9 +464,10 @@ def cmd_import(args) -> int:
     lines = []
     for r in results:
         lines.append(f"{labels[r.status]}  {Path(r.path).name}  {r.message}")
-        for s in r.results:
-            if s.error is not None:
-                lines.append(f"    工作站 {s.station}：{s.error.message}")
+        refused = [s for s in r.results if s.error is not None]
+        lines.extend(f"    工作站 {s.station}：{s.error.message}" for s in refused[:3])
+        if len(refused) > 3:
+            lines.append(f"    另有{len(refused) - 3}段被拒收（见 county-center audit）")
     _out(args, [r.to_dict() for r in results], "\n".join(lines))
     return EXIT_PARTIAL if any(r.status == "refused" for r in results) else EXIT_OK
 
