@@ -6,14 +6,14 @@ here is a mock: envelopes are the real format (:mod:`sync.envelope`), sealed to 
 public keys, which anyone in the county can learn (the station registry travels to every station).
 
 It also measures what an attack cost the process that received it (peak resident memory, time),
-from ``/proc`` and ``wait4`` — no psutil.
+from ``/proc`` — no psutil.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import threading
+import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -48,9 +48,9 @@ def seal(
     return envelope.seal(payload, kind=kind, sender=sender, recipients=to, signer=key, at_ms=at_ms)
 
 
-def raw_envelope(header: bytes, tail: bytes = bytes(200)) -> bytes:
+def raw_envelope(header: bytes, tail: bytes = bytes(200), *, version: int = envelope.VERSION) -> bytes:
     """An envelope whose header is whatever the attacker writes (e.g. nested 6,000 deep)."""
-    return envelope.MAGIC + bytes([envelope.VERSION]) + len(header).to_bytes(4, "big") + header + tail
+    return envelope.MAGIC + bytes([version]) + len(header).to_bytes(4, "big") + header + tail
 
 
 def compressed_size(payload: bytes) -> int:
@@ -73,40 +73,47 @@ class Run:
     rc: int
     out: str
     err: str
-    peak_kb: int  # the child's peak resident memory (ru_maxrss)
+    peak_kb: int  # the process's peak resident memory (VmHWM at its exit)
     seconds: float
 
 
-def run_measured(
-    cmd: list[str], *, env: dict[str, str], cwd: Path | None = None, timeout: float = 600
-) -> Run:
-    """Run a command to its end; its exit code, output, peak resident memory and wall time."""
+# Runs a module as ``python -m`` would and, at exit, writes the process's own VmHWM to a file. (The
+# ``ru_maxrss`` that wait4 reports is no good here: a child forked from a big test process is
+# charged with its parent's memory from before its exec.)
+_LAUNCHER = """
+import atexit, runpy, sys
+out, module = sys.argv[1], sys.argv[2]
+def _peak():
+    with open("/proc/self/status") as f:
+        hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(out, "w") as f:
+        f.write(hwm)
+atexit.register(_peak)
+sys.argv = [module, *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def run_module(module: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 600) -> Run:
+    """``python -m module args`` to its end: exit code, output, peak resident memory, wall time."""
+    peak_file = cwd / f".peak-{os.getpid()}-{time.monotonic_ns()}"
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
-
-    def read(stream, key: str) -> None:
-        chunks[key].append(stream.read())
-
-    readers = [
-        threading.Thread(target=read, args=(proc.stdout, "out"), daemon=True),
-        threading.Thread(target=read, args=(proc.stderr, "err"), daemon=True),
-    ]
-    for r in readers:
-        r.start()
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        done = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(peak_file), module, *args],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            timeout=timeout,
+        )
+        seconds = time.monotonic() - start
+        peak = int(peak_file.read_text())
     finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-    for r in readers:
-        r.join(30)
+        peak_file.unlink(missing_ok=True)
     return Run(
-        proc.returncode,
-        b"".join(chunks["out"]).decode("utf-8", "replace"),
-        b"".join(chunks["err"]).decode("utf-8", "replace"),
-        usage.ru_maxrss,
-        time.monotonic() - start,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+        peak,
+        seconds,
     )

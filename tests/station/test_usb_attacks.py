@@ -6,14 +6,13 @@ a village's genuine file.
 On main an 8 KB file took the township to 1.2 GB and printed 2.8 million problem lines, and a 12 KB
 file made the import exit 70 and skip the valid file beside it. Now each file costs one line naming
 it, the genuine file is imported, the exit code is 2 as docs/sync.md states, and the process's peak
-memory (``ru_maxrss``, a functional bound, not a timing) stays within 64 MB of the same command's
+memory (``VmHWM``, a functional bound, not a timing) stays within 64 MB of the same command's
 on an empty folder.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from schema import canonical
@@ -23,7 +22,7 @@ from station.replication import relay
 from station.replication.bundles import export_bundle
 from station.replication.runner import sync_now
 from sync.crypto import KeyPair
-from tests.attacker import bomb, deep, raw_envelope, run_measured, seal
+from tests.attacker import bomb, deep, raw_envelope, run_module, seal
 from tests.helpers import PIN, TOWN, TOWN2, VILLAGE, VILLAGE_T2
 from tests.station.sync_kit import enrolled_station, ok, register_case, reopen
 
@@ -32,20 +31,10 @@ MEMORY_MARGIN_KB = 64 * 1024
 
 
 def bundle_import(data: Path, usb: Path, login: str):
-    env = dict(os.environ, STATION_PIN=PIN, STATION_KDF_COST="low")
+    env = dict(os.environ, STATION_PIN=PIN, STATION_KDF_COST="low", PYTHONPATH=str(ROOT))
     env.pop("STATION_NOW", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "station.cli.main",
-        "--data-dir",
-        str(data),
-        "--user",
-        login,
-        "bundle",
-        "import",
-    ]
-    return run_measured([*cmd, str(usb)], env=env, cwd=ROOT)
+    args = ("--data-dir", str(data), "--user", login, "bundle", "import", str(usb))
+    return run_module("station.cli.main", *args, env=env, cwd=data.parent)
 
 
 def test_hostile_files_beside_a_genuine_one_cost_one_line_each(tmp_path, county):
