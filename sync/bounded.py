@@ -21,9 +21,8 @@ from typing import Any
 from sync.errors import malformed
 
 # Nesting of any protocol document. A segment's event sits 5 levels deep in a push or bundle
-# (payload, segments, segment, events, event), so an event body may nest about 16 levels.
+# (payload, segments, segment, events, event), so an event body may nest at most 19 levels.
 MAX_DEPTH = 24
-MAX_BODY_DEPTH = MAX_DEPTH - 5
 # Containers ([ or {) allowed per byte of text: real documents have one every ~50 bytes;
 # "[],[],…" has one every 3 and would expand ~30× in memory.
 CONTAINERS_PER_BYTE = 1 / 8

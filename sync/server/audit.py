@@ -82,13 +82,13 @@ def blame(cdb: CountyDB, kind: str, source: str, **detail: Any) -> None:
     A = cdb.m.Alarm
     source = clean_text(source, 64)
     try:
-        with cdb.write():
-            recent = (
-                A.select(A.id)
-                .where((A.source == source) & (A.kind == kind) & (A.at > now_ms() - BLAME_INTERVAL_MS))
-                .exists()
-            )
-            if not recent:
+        recent = (
+            A.select(A.id)
+            .where((A.source == source) & (A.kind == kind) & (A.at > now_ms() - BLAME_INTERVAL_MS))
+            .exists()
+        )
+        if not recent:  # read first: a flood of forgeries takes no write lock (a race adds one alarm at most)
+            with cdb.write():
                 raise_alarm(cdb, kind, "", source=source, **detail)
     except Exception:  # noqa: BLE001 - an alarm must not turn a refusal into a crash
         log.exception("could not record an alarm")

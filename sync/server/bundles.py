@@ -97,7 +97,8 @@ def import_file(cdb: CountyDB, county: County, path: Path) -> FileResult:
         return FileResult(name, "refused", e.message)
     results = ingest.ingest_segments(cdb, county, segments, source=Source("usb", sender))
     ingest.audit_results(cdb, results, remote="usb", endpoint="import")
-    registry.touch(cdb, sender, cursor=cursor, at=opened.header["at"])
+    made = opened.header["at"]
+    registry.touch(cdb, sender, cursor=cursor, at=made, seen=made)
     refused = [r for r in results if not r.ok]
     stored = sum(r.stored for r in results)
     msg = f"{len(segments)}段：新收{stored}条记录" + (f"，{len(refused)}段被拒收" if refused else "")

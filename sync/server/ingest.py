@@ -49,7 +49,7 @@ log = logging.getLogger("county_center")
 
 MAX_SEQ = 2**62
 # One event's canonical text (a registration with its item snapshot is ~2 KB). Its body's nesting is
-# bounded by the push or bundle it came in (sync.bounded.MAX_BODY_DEPTH).
+# bounded by the push or bundle it came in (sync.bounded.MAX_DEPTH).
 MAX_EVENT_BYTES = 256 * 1024
 MAX_HLC = 2**63 - 1
 CLOCK_FUTURE_MS = 10 * 60 * 1000
