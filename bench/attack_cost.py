@@ -49,7 +49,7 @@ from schema.org import Role  # noqa: E402
 from sync import api  # noqa: E402
 from sync.crypto import KeyPair, b64, key_id, x25519_public_key  # noqa: E402
 from sync.messages import doc_header  # noqa: E402
-from tests.attacker import bomb, deep, raw_envelope, run_module, seal, vm_hwm_kb  # noqa: E402
+from tests.attacker import bomb, deep, memory_kb, raw_envelope, run_module, seal  # noqa: E402
 
 COUNTY = "330522000000"
 TOWN = "330522101000"
@@ -175,12 +175,6 @@ class Server:
             raise RuntimeError(f"county-center serve did not start: {line!r}")
         self.url = m.group(0)
 
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
     def __enter__(self) -> Server:
         return self
 
@@ -211,13 +205,13 @@ def county_attacks(county: County) -> list[tuple[str, str, str]]:
     out = []
     for name, (path, body) in attacks.items():
         with county.serve() as srv:
-            idle = vm_hwm_kb(srv.proc.pid)
+            idle = memory_kb(srv.proc.pid)
             ctype = {"Content-Type": "application/json"} if path == "/v1/enroll" else OCTET
             t = time.perf_counter()
             r = requests.post(srv.url + path, data=body, headers=ctype, timeout=600)
             took = time.perf_counter() - t
             time.sleep(1)
-            peak, held = vm_hwm_kb(srv.proc.pid), srv.rss_kb()
+            peak, held = memory_kb(srv.proc.pid), memory_kb(srv.proc.pid, "VmRSS")
         code = _code(r)
         out.append(
             (

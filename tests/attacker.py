@@ -60,12 +60,13 @@ def compressed_size(payload: bytes) -> int:
 # -- what it cost the victim ------------------------------------------------------------------------------
 
 
-def vm_hwm_kb(pid: int) -> int:
-    """Peak resident memory of a running process (``VmHWM`` in ``/proc/<pid>/status``), in KB."""
+def memory_kb(pid: int, field: str = "VmHWM") -> int:
+    """A running process's memory from ``/proc/<pid>/status``, in KB: ``VmHWM`` (its peak resident
+    memory so far) or ``VmRSS`` (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError("no VmHWM")
+    raise RuntimeError(f"no {field}")
 
 
 @dataclass

@@ -18,9 +18,10 @@ import requests
 from schema import canonical
 from sync import api
 from sync.crypto import KeyPair
+from sync.errors import ProtocolError
 from sync.messages import make_segment
-from sync.server import audit
-from tests.attacker import bomb, deep, raw_envelope, seal, vm_hwm_kb
+from sync.server import audit, replay
+from tests.attacker import bomb, deep, memory_kb, raw_envelope, seal
 from tests.helpers import COUNTY, TOWN, VILLAGE
 from tests.sync.test_server_crash import ServerProcess
 from tests.sync.test_server_http import assert_refused, post
@@ -43,7 +44,7 @@ def test_compressed_bombs_cost_the_county_nothing(county, stations, tmp_path):
     county.cdb.close()  # the server process owns the database
     server = ServerProcess(county.url, tmp_path / "server.log")
     try:
-        before = vm_hwm_kb(server.proc.pid)
+        before = memory_kb(server.proc.pid)
         attacks = [
             ("32 KB push bomb naming the victim", "push", victim.id, attacker, 32, 403, "signature"),
             ("96 KB push bomb naming the victim", "push", victim.id, attacker, 96, 403, "signature"),
@@ -64,7 +65,7 @@ def test_compressed_bombs_cost_the_county_nothing(county, stations, tmp_path):
             assert len(blob) < (kb + 8) * 1024, name
             r = requests.post(f"{server.url}/v1/{kind}", data=blob, headers=OCTET, timeout=120)
             assert (r.status_code, r.json()["error"]) == (status, code), (name, r.text)
-        peak = vm_hwm_kb(server.proc.pid)
+        peak = memory_kb(server.proc.pid)
         assert peak < MEMORY_BOUND_KB, f"peak {peak // 1024} MB (before the attacks {before // 1024} MB)"
         # and it still serves the victim
         honest = victim.push_blob(county.county, [victim.segment(county=COUNTY)])
@@ -155,3 +156,22 @@ def test_forged_requests_naming_a_victim_blame_their_source_once(server, station
     assert alarms[0]["detail"] == {"claimed": victim.id, "relayed_by": town.id}
     assert audit.alarms(server.cdb, station=victim.id) == []
     assert server.cdb.m.Station.get_by_id(victim.id).last_seen is None
+
+
+def test_nonces_are_kept_for_the_window_then_forgotten(county, monkeypatch):
+    """The nonce store (shared by every worker process): a nonce is refused while its request could
+    still pass the time check, and forgotten after twice the window."""
+    window, now = 900_000, int(time.time() * 1000)
+    replay.check_fresh(county.cdb, "st-1", now, "a" * 32, window_ms=window)
+    replay.check_fresh(county.cdb, "st-2", now, "a" * 32, window_ms=window)  # another station's: fine
+    with pytest.raises(ProtocolError) as e:
+        replay.check_fresh(county.cdb, "st-1", now - 1000, "a" * 32, window_ms=window)
+    assert e.value.code == "replay"
+    N = county.cdb.m.Nonce
+    N.insert(station="st-1", nonce="b" * 32, at=now - 3 * window).execute()  # left from long ago
+    monkeypatch.setattr(replay, "_last_purge", 0.0)
+    replay.check_fresh(county.cdb, "st-1", now, "c" * 32, window_ms=window)
+    assert sorted(n for (n,) in N.select(N.nonce).where(N.station == "st-1").tuples()) == ["a" * 32, "c" * 32]
+    with pytest.raises(ProtocolError) as e:
+        replay.check_fresh(county.cdb, "st-1", now, "not hex", window_ms=window)
+    assert e.value.code == "malformed"
