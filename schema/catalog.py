@@ -515,6 +515,8 @@ class Catalog:
             obj = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValidationError(f"事项目录文件不是有效的JSON（{e}）", field="catalog") from None
+        except RecursionError:
+            raise ValidationError("事项目录文件嵌套层数过多，不是有效的事项目录", field="catalog") from None
         return cls.from_dict(obj)
 
 

@@ -2,9 +2,12 @@
 
 All endpoints live under ``/v1``. Requests that carry villagers' data are sealed
 envelopes (``application/octet-stream``, see :mod:`sync.envelope`) encrypted to
-the county; pull pages come back sealed to the asking station. Every refusal is
-a 4xx with a JSON body ``{"error": code, "reason": 中文, ...}``
-(:class:`sync.errors.ProtocolError`).
+the county and signed by the sending station (checked before anything is decrypted);
+their header carries the time they were made, in county time, and a nonce: one more
+than 15 minutes from county time is refused (``skew``, with ``county_ms``), one seen
+before is refused (``replay``). Pull pages come back sealed to the asking station and
+signed by the county. Every refusal is a 4xx with a JSON body
+``{"error": code, "reason": 中文, ...}`` (:class:`sync.errors.ProtocolError`).
 
 =================  ==========================================================================
 ``GET  /v1/health``  ``{"status": "ok", "county": code, "version": 1}``

@@ -8,7 +8,10 @@ timeouts on every request, and retries what is safe to retry:
   ``Retry-After``) are retried with exponential backoff and full jitter — every
   request of the protocol is idempotent (a re-sent segment gets the same
   receipt, a re-sent pull the same page);
-* a 4xx refusal is never retried: it is the county's considered answer.
+* a 4xx refusal is never retried: it is the county's considered answer — except ``skew``
+  (the request's time is too far from the county's): the answer carries the county's time, the
+  client corrects its offset (``offset_ms``) and sends the request once more at once, re-sealed
+  with the corrected time. Signed requests are sealed with :meth:`Client.county_ms`.
 
 Failures reach the caller as one of three errors, each with a Chinese message:
 
@@ -40,7 +43,7 @@ from urllib.parse import urlsplit
 import requests
 
 from schema.errors import UserError
-from sync import api
+from sync import api, bounded
 from sync.envelope import MAGIC
 from sync.errors import ProtocolError
 
@@ -110,6 +113,8 @@ class Client:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        now_ms: Callable[[], int] | None = None,
+        offset_ms: int = 0,
     ) -> None:
         self.base_url = check_url(base_url)
         self.connect_timeout = connect_timeout
@@ -123,10 +128,16 @@ class Client:
         self.http.headers["User-Agent"] = USER_AGENT
         self._sleep = sleep
         self._rng = rng
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.offset_ms = offset_ms  # county time − this machine's clock, as last measured
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0  # attempts that reached the network (retries included)
         self.waits: list[float] = []  # backoff waits taken, for tests and the sync log
+
+    def county_ms(self) -> int:
+        """This machine's best estimate of county time (epoch ms): the ``at`` of signed requests."""
+        return self.now_ms() + self.offset_ms
 
     # -- the endpoints -------------------------------------------------------------------------
 
@@ -198,8 +209,8 @@ class Client:
 
     def _json(self, resp: requests.Response) -> dict[str, Any]:
         try:
-            doc = json.loads(resp.content)
-        except ValueError:
+            doc = bounded.loads(resp.content, "县中心的应答")
+        except ProtocolError:
             raise ServerFault(self._not_county("内容"), status=resp.status_code) from None
         if not isinstance(doc, dict):
             raise ServerFault(self._not_county("内容"), status=resp.status_code)
@@ -222,6 +233,7 @@ class Client:
         body: bytes | Callable[[], bytes] | None = None,
         content_type: str | None = None,
         results_ok: bool = False,
+        skew_retry: bool = True,
     ) -> requests.Response:
         url = self.base_url + api.PREFIX + path
         headers = {"Content-Type": content_type} if content_type else {}
@@ -278,6 +290,15 @@ class Client:
             doc = self._refusal_doc(resp)
             if results_ok and doc is not None and isinstance(doc.get("results"), list):
                 return resp
+            if skew_retry and callable(body) and self._learn_offset(doc):
+                return self._request(
+                    method,
+                    path,
+                    body=body,
+                    content_type=content_type,
+                    results_ok=results_ok,
+                    skew_retry=False,
+                )
             raise self._refusal(resp, doc)
         raise failure or ServerFault("县中心没有应答")  # pragma: no cover - loop always returns or raises
 
@@ -292,6 +313,14 @@ class Client:
         content = b"".join(chunks)
         resp._content = content  # so resp.content works after streaming
         return content
+
+    def _learn_offset(self, doc: dict[str, Any] | None) -> bool:
+        """A ``skew`` refusal names the county's time: adopt it. True if it did."""
+        county = (doc or {}).get("county_ms")
+        if (doc or {}).get("error") != "skew" or type(county) is not int:
+            return False
+        self.offset_ms = county - self.now_ms()
+        return True
 
     def _offline(self, e: Exception) -> Offline:
         timeout = isinstance(e, requests.exceptions.Timeout)
@@ -341,8 +370,8 @@ class Client:
     @staticmethod
     def _refusal_doc(resp: requests.Response) -> dict[str, Any] | None:
         try:
-            doc = json.loads(resp.content)
-        except ValueError:
+            doc = bounded.loads(resp.content, "县中心的应答")
+        except ProtocolError:
             return None
         return doc if isinstance(doc, dict) else None
 

@@ -16,12 +16,12 @@ the signed head — so one signature covers every byte of every event, and the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from schema import canonical
 from schema.events import Event
+from sync import bounded
 from sync.crypto import KeyPair, b64, unb64, verify
 from sync.errors import ProtocolError, malformed
 
@@ -55,10 +55,7 @@ def doc_header(wire: Any, expect: str) -> dict[str, Any]:
     """Parse a signed message's header WITHOUT verifying it (to learn who signed it)."""
     if not isinstance(wire, dict) or not isinstance(wire.get("h"), str) or not isinstance(wire.get("s"), str):
         raise malformed(f"“{expect}”消息缺少签名或内容")
-    try:
-        doc = json.loads(wire["h"])
-    except ValueError:
-        raise malformed(f"“{expect}”消息不是有效的JSON") from None
+    doc = bounded.loads(wire["h"], f"“{expect}”消息")
     if not isinstance(doc, dict) or doc.get("t") != expect:
         raise malformed(f"应为“{expect}”消息")
     if doc.get("v") != VERSION:

@@ -14,11 +14,19 @@ shows only file sizes.
 
 ``import_path`` takes a file or a directory of files:
 
-* ``bundle`` files of stations below us → relay outbox (``relay.import_segments``);
-* ``return`` files sealed to us → county-signed pages are verified and ingested (the cursor
-  advances only when a page starts at or before it), receipts are verified and applied;
-* anything else — damaged, truncated, foreign, our own export, someone else's return — is
-  skipped with a Chinese message; nothing already saved is touched.
+* ``bundle`` files of stations below us → relay outbox (``relay.import_segments``). The
+  envelope's signature is checked with the sender's registered key before anything is
+  decrypted; a village the registry does not know yet is taken only within tight bounds
+  (:mod:`sync.bounded`: a small file, a small payload, few segments, every segment well-formed);
+* ``return`` files sealed to us → the county's signature on the file is checked first, then its
+  county-signed pages are verified and ingested (the cursor advances only when a page starts at
+  or before it), receipts are verified and applied.
+
+Each file is judged on its own, with one line naming it. Files meant for other stations (our own
+export, another village's return, a bundle sealed to the county only …) are normal on a shared
+stick: they are listed as skipped. A file that is damaged, truncated, forged, too large or not a
+sync file is a *problem* (exit code 2 of ``station bundle import``); nothing of it is stored, and
+the files beside it are imported all the same.
 """
 
 from __future__ import annotations
@@ -39,13 +47,13 @@ from station.replication import registry, relay
 from station.replication.pull import store_page, verify_page
 from station.replication.push import MAX_BATCH, apply_receipt, build_segments, next_seq, pending_own
 from station.store.atomicfile import atomic_write
-from sync import envelope
+from sync import bounded, envelope
 from sync.crypto import unb64
 from sync.errors import ProtocolError
-from sync.messages import VERSION
+from sync.messages import VERSION, segment_header
 
 SUFFIX = ".cvs"
-MAX_FILE = 256 * 1024 * 1024
+PROBLEM_LINES = 3  # per file: then one line counting the rest
 
 
 @dataclass
@@ -170,7 +178,14 @@ def export_bundle(session, path: str | Path) -> ExportResult:
         "cursor": I.cursor(session),
         "acked": I.acked(session),
     }
-    blob = envelope.seal(canonical.encode(payload), kind="bundle", sender=own, recipients=recipients)
+    blob = envelope.seal(
+        canonical.encode(payload),
+        kind="bundle",
+        sender=own,
+        recipients=recipients,
+        signer=key,
+        at_ms=clock.ms(clock.now()) + I.int_meta(session, I.OFFSET, 0),
+    )
     target = explicit or directory / _opaque_name()
     _write(target, blob)
     out.files.append(target)
@@ -216,7 +231,7 @@ def import_path(session, path: str | Path) -> ImportResult:
 
 def _read(f: Path) -> bytes:
     try:
-        if f.stat().st_size > MAX_FILE:
+        if f.stat().st_size > bounded.FILE_BYTES:
             raise ProtocolError("too_large", "文件过大，不是本系统导出的同步文件")
         return f.read_bytes()
     except OSError as e:
@@ -227,20 +242,18 @@ def _import_file(session, county: I.County, f: Path, result: ImportResult) -> No
     own = session.config.station_id
     blob = _read(f)
     header = envelope.peek(blob)
-    kind, sender = header.get("type"), str(header.get("from", ""))
+    kind, sender = header["type"], header["from"]
     key = I.keypair(session)
     assert key is not None
+    mine = envelope.addressed_to(header, key.public.enc)
     if kind == "bundle":
         if sender == own:
             result.lines.append(f"{f.name}：这是本站自己导出的文件，已跳过")
             return
-        try:
-            opened = envelope.open_sealed(blob, key.enc_key, expect=("bundle",))
-        except ProtocolError as e:
-            if e.code != "wrong_county":
-                raise
-            entry = registry.lookup(session.db, sender)
-            if entry is not None and relay.below_us(session, entry.org):
+        entry = registry.lookup(session.db, sender)
+        below = entry is not None and relay.below_us(session, entry.org)
+        if not mine:
+            if below:
                 with session.store.writing():
                     relay.note_station(session, sender)
                 result.lines.append(
@@ -250,16 +263,20 @@ def _import_file(session, county: I.County, f: Path, result: ImportResult) -> No
                 return
             result.lines.append(f"{f.name}：这个文件不是发给本站的（是给县中心或其他工作站的），已跳过")
             return
-        payload = _payload(opened.payload, "bundle")
-        if payload.get("from") != sender or not isinstance(payload.get("segments"), list):
-            raise ProtocolError("malformed", "文件内容不完整")
+        if entry is not None and not below:
+            raise ProtocolError("scope", f"这是{entry.name or '其他工作站'}的文件，它不属于本站管辖")
+        payload, segments = _open_bundle(blob, key, entry)
         counts = relay.import_segments(
-            session, sender, payload["segments"], cursor=payload.get("cursor"), acked=payload.get("acked")
+            session, sender, segments, cursor=payload.get("cursor"), acked=payload.get("acked")
         )
         result.bundles += 1
         result.segments += counts.segments
         result.events += counts.events
-        result.problems.extend(f"{f.name}：{m}" for m in counts.refused)
+        result.problems.extend(f"{f.name}：{m}" for m in counts.refused[:PROBLEM_LINES])
+        if len(counts.refused) > PROBLEM_LINES:
+            result.problems.append(
+                f"{f.name}：另有{len(counts.refused) - PROBLEM_LINES}段数据同样无法使用，已跳过"
+            )
         note = f"，其中 {counts.unverified} 段待下次同步后核验" if counts.unverified else ""
         result.lines.append(
             f"{f.name}：收到下级站数据 {counts.segments} 段，新增记录 {counts.events} 条{note}，"
@@ -267,13 +284,12 @@ def _import_file(session, county: I.County, f: Path, result: ImportResult) -> No
         )
         return
     if kind == "return":
-        try:
-            opened = envelope.open_sealed(blob, key.enc_key, expect=("return",))
-        except ProtocolError as e:
-            if e.code == "wrong_county":
-                result.lines.append(f"{f.name}：这是给其他工作站的回执文件，已跳过")
-                return
-            raise
+        if not mine:
+            result.lines.append(f"{f.name}：这是给其他工作站的回执文件，已跳过")
+            return
+        opened = envelope.open_sealed(
+            blob, key.enc_key, county.sign_pub, expect=("return",), max_payload=bounded.FILE_PAYLOAD
+        )
         payload = _payload(opened.payload, "return")
         if payload.get("station") != own:
             result.lines.append(f"{f.name}：这是给其他工作站的回执文件，已跳过")
@@ -283,11 +299,47 @@ def _import_file(session, county: I.County, f: Path, result: ImportResult) -> No
     raise ProtocolError("malformed", f"这是“{kind}”类型的数据，不是U盘同步文件")
 
 
+def _open_bundle(blob: bytes, key, entry: registry.Entry | None) -> tuple[dict[str, Any], list[Any]]:
+    """A lower station's bundle: (payload, segments). Its signature is checked with the key the
+    registry holds for it; a station not in the registry yet passes only within tight bounds."""
+    if entry is not None:
+        opened = envelope.open_sealed(
+            blob,
+            key.enc_key,
+            unb64(entry.sign_pub, "sign_pub"),
+            expect=("bundle",),
+            max_payload=bounded.FILE_PAYLOAD,
+        )
+    else:
+        if len(blob) > bounded.UNVERIFIED_FILE_BYTES:
+            raise ProtocolError(
+                "too_large",
+                f"本站还不知道这个下级站的密钥，只能先接收不超过{bounded.UNVERIFIED_FILE_BYTES // 1024 // 1024} MB 的文件。"
+                "请先同步一次（取得该站的登记信息）后再导入",
+            )
+        opened = envelope.decrypt(
+            blob, key.enc_key, expect=("bundle",), max_payload=bounded.UNVERIFIED_PAYLOAD
+        )
+    payload = _payload(opened.payload, "bundle")
+    segments = payload.get("segments")
+    if payload.get("from") != opened.sender or not isinstance(segments, list):
+        raise ProtocolError("malformed", "文件内容不完整")
+    if len(segments) > bounded.FILE_SEGMENTS:
+        raise ProtocolError("too_large", f"一个文件最多{bounded.FILE_SEGMENTS}段数据，收到{len(segments)}段")
+    if entry is None:
+        if len(segments) > bounded.UNVERIFIED_SEGMENTS:
+            raise ProtocolError(
+                "too_large",
+                f"本站还不知道这个下级站的密钥，一个文件最多先接收{bounded.UNVERIFIED_SEGMENTS}段数据。"
+                "请先同步一次后再导入",
+            )
+        for wire in segments:  # all or nothing: one bad segment and the whole unverified file goes
+            segment_header(wire)
+    return payload, segments
+
+
 def _payload(raw: bytes, expect: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise ProtocolError("malformed", "文件内容已损坏") from None
+    doc = bounded.loads(raw, "文件内容")
     if not isinstance(doc, dict) or doc.get("t") != expect:
         raise ProtocolError("malformed", "文件内容类型不符")
     if doc.get("v") != VERSION:

@@ -34,7 +34,7 @@ from station import clock
 from station.replication import identity as I
 from station.replication import transport
 from station.store.atomicfile import atomic_write
-from sync import enrollment
+from sync import bounded, enrollment
 from sync.client import Client, check_url
 from sync.crypto import KeyPair, b64
 from sync.errors import ProtocolError
@@ -171,8 +171,8 @@ def apply_response_file(session, path: str | Path, *, ca_file: str | Path | None
     except OSError as e:
         raise UserError(f"无法读取登记答复文件 {path}：{e.strerror or e}") from None
     try:
-        wire = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        wire = bounded.loads(raw, "登记答复文件")
+    except ProtocolError:
         raise UserError(f"{path.name} 不是有效的登记答复文件（内容已损坏或不是县中心生成的）") from None
     return apply_response(session, wire, pending, url="", ca=ca)
 

@@ -25,7 +25,7 @@ from station import clock
 from station.replication import identity as I
 from station.replication.context import ERROR, STAGE_PULL, Ctx
 from station.replication.push import revoked_stop
-from sync import api, envelope, scope
+from sync import api, bounded, envelope, scope
 from sync.client import Offline
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
@@ -77,10 +77,7 @@ def open_page(county: I.County, wire: Any) -> dict[str, Any]:
     if not isinstance(wire, dict) or not isinstance(wire.get("h"), str) or not isinstance(wire.get("s"), str):
         raise malformed("下载数据缺少签名或内容")
     verify(county.sign_pub, unb64(wire["s"], "签名"), wire["h"].encode("utf-8"), who="县中心")
-    try:
-        doc = json.loads(wire["h"], parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, RecursionError):
-        raise malformed("下载数据不是有效的JSON（或含有不允许的小数）") from None
+    doc = bounded.loads(wire["h"], "下载数据（不允许小数）", parse_float=_no_float, parse_constant=_no_float)
     if not isinstance(doc, dict) or doc.get("t") != "page":
         raise malformed("应为“page”消息")
     if doc.get("v") != VERSION:
@@ -147,7 +144,12 @@ def _seal_request(ctx: Ctx, cursor: int, limit: int, extra: dict[str, Any] | Non
             ctx.key, county=ctx.county.code, station=ctx.station, cursor=cursor, limit=limit
         )
     return envelope.seal(
-        canonical.encode(wire), kind="pull", sender=ctx.station, recipients=[ctx.county.enc_pub]
+        canonical.encode(wire),
+        kind="pull",
+        sender=ctx.station,
+        recipients=[ctx.county.enc_pub],
+        signer=ctx.key,
+        at_ms=ctx.client.county_ms(),
     )
 
 
@@ -211,11 +213,10 @@ def _pull(ctx: Ctx) -> None:
             report.note(f"县中心拒绝了下载请求：{e.message}")
             return
         try:
-            opened = envelope.open_sealed(data, ctx.key.enc_key, expect=("page",))
-            try:
-                wire = json.loads(opened.payload)
-            except ValueError:
-                raise malformed("下载的数据不是有效的JSON") from None
+            opened = envelope.open_sealed(
+                data, ctx.key.enc_key, ctx.county.sign_pub, expect=("page",), max_payload=bounded.PAGE_PAYLOAD
+            )
+            wire = bounded.loads(opened.payload, "下载的数据")
             doc, events = verify_page(ctx.county, wire, station=ctx.station, cursor=cursor)
         except ProtocolError as e:
             report.note(f"{e.message}（未保存任何内容，下次同步会重新下载）", ERROR)

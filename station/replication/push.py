@@ -86,7 +86,14 @@ def build_segments(
 
 def seal_push(ctx: Ctx, segments: list[dict]) -> bytes:
     payload = canonical.encode(api.push_payload(ctx.station, segments))
-    return envelope.seal(payload, kind="push", sender=ctx.station, recipients=[ctx.county.enc_pub])
+    return envelope.seal(
+        payload,
+        kind="push",
+        sender=ctx.station,
+        recipients=[ctx.county.enc_pub],
+        signer=ctx.key,
+        at_ms=ctx.client.county_ms(),
+    )
 
 
 # -- receipts ----------------------------------------------------------------------------------------

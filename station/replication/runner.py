@@ -106,6 +106,10 @@ def _finish_log(session, log_id: int, report: SyncReport) -> None:
             I.delete(session, I.LAST_ERROR)
 
 
+def _station_ms() -> int:
+    return clock.ms(clock.now())
+
+
 def _set_online(session, online: bool) -> None:
     with session.store.writing():
         session.store.set_meta(I.ONLINE, "1" if online else "0")
@@ -163,6 +167,10 @@ def sync_now(
     notice = transport.plain_http_notice(session, client.base_url)
     if notice:
         report.notices.append(notice)
+    # Signed requests carry county time: the station's clock corrected by the offset measured at
+    # the last sync (a "skew" answer corrects it again at once, see sync.client).
+    client.now_ms = _station_ms
+    client.offset_ms = I.int_meta(session, I.OFFSET, 0)
     ctx = Ctx(session, client, key, county, report, progress)
     log_id = _start_log(session, report.started_at)
     try:

@@ -23,16 +23,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schema.errors import UserError
-from sync import api, envelope
+from sync import api, bounded, envelope
 from sync import recovery as recovery_format
 from sync.errors import ProtocolError, malformed
 from sync.messages import VERSION
-from sync.server import ingest, pull, recovery, registry
+from sync.server import ingest, pull, recovery, registry, sealed
 from sync.server.audit import record_refusal
 from sync.server.config import Settings, now_iso, now_ms
 from sync.server.db import CountyDB, DatabaseUnavailable, connect
 from sync.server.keystore import County, unlock
 from sync.server.limits import RateLimiter, read_body
+from sync.server.sealed import Source
 
 log = logging.getLogger("county_center")
 
@@ -187,10 +188,11 @@ def create_app(
             blob = await _limited_body(request, info)
 
             def work() -> tuple[int, dict[str, Any]]:
-                _, segments = ingest.open_push(
-                    ctx.county, blob, max_segments=ctx.settings.max_segments_per_push
+                row, opened = _open(ctx, blob, "push", info)
+                segments = ingest.open_push(opened, max_segments=ctx.settings.max_segments_per_push)
+                results = ingest.ingest_segments(
+                    ctx.cdb, ctx.county, segments, source=Source(info["remote"], row.id)
                 )
-                results = ingest.ingest_segments(ctx.cdb, ctx.county, segments)
                 ingest.audit_results(ctx.cdb, results, remote=info["remote"], endpoint="push")
                 return ingest.push_answer(results)
 
@@ -211,8 +213,8 @@ def create_app(
             blob = await _limited_body(request, info)
 
             def work() -> bytes:
-                row, doc = pull.open_pull(ctx.cdb, ctx.county, blob)
-                info["station"] = row.id
+                row, opened = _open(ctx, blob, "pull", info)
+                doc = pull.open_pull(ctx.cdb, ctx.county, row, opened)
                 return pull.answer_pull(ctx.cdb, ctx.county, row, doc, ctx.settings)
 
             return Response(await run_in_threadpool(work), media_type=api.OCTET)
@@ -233,21 +235,22 @@ class SafeJSONResponse(JSONResponse):
 
 def _claimed_station(h: str) -> str:
     try:
-        doc = json.loads(h)
-        station = doc.get("station") if isinstance(doc, dict) else None
-        return station[:64] if isinstance(station, str) else ""
-    except (ValueError, RecursionError):
+        doc = bounded.loads(h, "登记请求")
+    except ProtocolError:
         return ""
+    station = doc.get("station") if isinstance(doc, dict) else None
+    return station[:64] if isinstance(station, str) else ""
 
 
 async def _limited_body(request: Request, info: dict) -> bytes:
-    """Read a sealed body within the size limit; rate-limit by its claimed sender and address."""
+    """Read a sealed body within the size limit; rate-limit by its claimed sender and address.
+
+    The claimed sender is not trusted yet: it only picks the rate bucket (keyed by the address
+    too, so nobody can use up a station's allowance by naming it) and is recorded in the audit
+    log only once the envelope's signature proves it (:func:`_open`)."""
     ctx: Context = request.app.state.ctx
     blob = await read_body(request, ctx.settings.max_request_bytes)
-    header = envelope.peek(blob)
-    sender = header.get("from")
-    sender = sender[:64] if isinstance(sender, str) else ""
-    info["station"] = sender
+    sender = envelope.peek(blob)["from"][:64]
     known = sender and await run_in_threadpool(
         lambda: ctx.cdb.m.Station.get_or_none(ctx.cdb.m.Station.id == sender) is not None
     )
@@ -256,6 +259,24 @@ async def _limited_body(request: Request, info: dict) -> bytes:
     else:
         ctx.anon.check(info["remote"])
     return blob
+
+
+def _open(ctx: Context, blob: bytes, kind: str, info: dict) -> tuple[Any, envelope.Opened]:
+    """Authenticate and open a sealed request (:mod:`sync.server.sealed`); from the moment its signature
+    verified, the audit log names its station."""
+    row, header = sealed.authenticate(ctx.cdb, ctx.county, blob, expect=kind, address=info["remote"])
+    info["station"] = row.id
+    opened = sealed.admit(
+        ctx.cdb,
+        ctx.county,
+        blob,
+        row,
+        header,
+        address=info["remote"],
+        max_payload=ctx.settings.max_request_bytes,
+        window_ms=ctx.settings.replay_window_ms,
+    )
+    return row, opened
 
 
 async def _guard(request: Request, endpoint: str, run: Callable[[dict], Awaitable[Response]]) -> Response:

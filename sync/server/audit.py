@@ -2,6 +2,12 @@
 
 Neither ever holds an event body, a name or an ID number: only ids, codes, seqs,
 hashes and the Chinese reason (which names fields and seqs, never their values).
+
+Blame: an alarm names a station only when that station's own signature proved it sent
+the input. Input that failed authentication (a forged signature, a replay) may name any
+station it likes, so its alarm names the SOURCE — the remote address, or ``usb`` and the
+station that relayed it — with the claimed station only in the detail, and is raised at
+most once per source and kind every :data:`BLAME_INTERVAL_MS` (:func:`blame`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ ALARM_KINDS = {
     "revoked": "已吊销工作站仍在同步",
     "signature": "签名不符",
     "conflict": "记录编号冲突",
+    "replay": "重放的请求",
 }
+BLAME_INTERVAL_MS = 10 * 60 * 1000
 
 
 def clean_text(text: str, limit: int) -> str:
@@ -48,12 +56,13 @@ def record_refusal(
         log.exception("could not write the audit log")
 
 
-def raise_alarm(cdb: CountyDB, kind: str, station: str, **detail: Any) -> None:
+def raise_alarm(cdb: CountyDB, kind: str, station: str, *, source: str = "", **detail: Any) -> None:
     """Inside the caller's transaction."""
     cdb.m.Alarm.create(
         at=now_ms(),
         kind=kind,
         station=clean_text(station, 64),
+        source=clean_text(source, 64),
         detail=json.dumps(detail),  # ASCII: any backend
     )
 
@@ -64,6 +73,24 @@ def alarm_now(cdb: CountyDB, kind: str, station: str, **detail: Any) -> None:
         with cdb.write():
             raise_alarm(cdb, kind, station, **detail)
     except Exception:  # noqa: BLE001
+        log.exception("could not record an alarm")
+
+
+def blame(cdb: CountyDB, kind: str, source: str, **detail: Any) -> None:
+    """An alarm about unauthenticated input from ``source``: names no station, at most one per
+    ``source`` and ``kind`` every :data:`BLAME_INTERVAL_MS` (so nobody can flood the alarm list)."""
+    A = cdb.m.Alarm
+    source = clean_text(source, 64)
+    try:
+        recent = (
+            A.select(A.id)
+            .where((A.source == source) & (A.kind == kind) & (A.at > now_ms() - BLAME_INTERVAL_MS))
+            .exists()
+        )
+        if not recent:  # read first: a flood of forgeries takes no write lock (a race adds one alarm at most)
+            with cdb.write():
+                raise_alarm(cdb, kind, "", source=source, **detail)
+    except Exception:  # noqa: BLE001 - an alarm must not turn a refusal into a crash
         log.exception("could not record an alarm")
 
 
@@ -79,6 +106,7 @@ def alarms(cdb: CountyDB, *, station: str | None = None, limit: int = 200) -> li
             "kind": a.kind,
             "label": ALARM_KINDS.get(a.kind, a.kind),
             "station": a.station,
+            "source": a.source,
             "detail": json.loads(a.detail or "{}"),
         }
         for a in q

@@ -1,9 +1,14 @@
 """USB bundles at the county: ``import PATH`` (bundle files, like pushes) and ``export`` (a return file).
 
-A bundle is one sealed envelope per file (``*.cvs``, an opaque random name). Importing
-processes its segments exactly like a push (:func:`sync.server.ingest.ingest_segments`,
-refusals audited with endpoint ``import``) and records the sender's pull cursor. Files
-that are not bundles, or not addressed to this county, are skipped with a message.
+A bundle is one sealed envelope per file (``*.cvs``, an opaque random name). Importing opens
+it like a push (:func:`sync.server.sealed.open_from_station`: an enrolled sender, its
+signature checked before anything is decrypted, the payload capped), processes its segments
+exactly like a push (:func:`sync.server.ingest.ingest_segments`, refusals audited with
+endpoint ``import``) and records the sender's pull cursor — unless the county has heard from
+that station more recently than the bundle was made (an old or copied file moves nothing).
+Each file is judged on its own: one that is not a bundle or not addressed to this county is
+skipped, one that is damaged, forged, too large or from an unknown station is refused, with a
+message naming it, and the files beside it are imported all the same.
 Exporting writes a ``return`` envelope for one station from its last known cursor, sealed
 to that station only, written under a temporary name and renamed when complete.
 """
@@ -17,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from schema.errors import UserError
-from sync import envelope
+from sync import bounded, envelope
 from sync.errors import ProtocolError, malformed
 from sync.messages import VERSION
-from sync.server import ingest, pull, registry
+from sync.server import ingest, pull, registry, sealed
+from sync.server.audit import record_refusal
 from sync.server.config import Settings
 from sync.server.db import CountyDB
 from sync.server.ingest import SegmentResult
 from sync.server.keystore import County
+from sync.server.sealed import Source
 
-MAX_BUNDLE_BYTES = envelope.MAX_PAYLOAD
 SUFFIX = ".cvs"
 
 
@@ -63,8 +69,10 @@ def import_path(cdb: CountyDB, county: County, path: str | Path) -> list[FileRes
 def import_file(cdb: CountyDB, county: County, path: Path) -> FileResult:
     name = str(path)
     try:
-        if path.stat().st_size > MAX_BUNDLE_BYTES:
-            raise ProtocolError("too_large", "数据包文件过大，已拒收")
+        if path.stat().st_size > bounded.FILE_BYTES:
+            return FileResult(
+                name, "refused", f"文件超过{bounded.FILE_BYTES // 1024 // 1024} MB，不是本系统的数据包"
+            )
         blob = path.read_bytes()
     except OSError as e:
         return FileResult(name, "refused", f"无法读取文件（{e.strerror}）")
@@ -72,30 +80,32 @@ def import_file(cdb: CountyDB, county: County, path: Path) -> FileResult:
         header = envelope.peek(blob)
         if header["type"] != "bundle":
             return FileResult(name, "skipped", f"不是上传数据包（类型为“{header['type']}”），已跳过")
-        opened = envelope.open_sealed(blob, county.unlocked.enc_key, expect=("bundle",))
-    except ProtocolError as e:
-        if e.code == "wrong_county":
+        if not envelope.addressed_to(header, county.public.enc):
             return FileResult(name, "skipped", "这个数据包不是发给本县中心的，已跳过")
-        _audit(cdb, "", e)
-        return FileResult(name, "refused", e.message)
-    try:
-        payload = ingest.parse_json(opened.payload, "数据包")
-        sender, segments, cursor = _bundle_fields(payload)
+        row, opened = sealed.open_from_station(
+            cdb,
+            county,
+            blob,
+            expect="bundle",
+            address="usb",
+            max_payload=bounded.FILE_PAYLOAD,
+            window_ms=None,
+        )
+        sender, segments, cursor = _bundle_fields(ingest.parse_json(opened.payload, "数据包"), row.id)
     except ProtocolError as e:
-        _audit(cdb, opened.sender, e)
-        return FileResult(name, "refused", e.message, sender=opened.sender[:64])
-    results = ingest.ingest_segments(cdb, county, segments)
+        _audit(cdb, e)
+        return FileResult(name, "refused", e.message)
+    results = ingest.ingest_segments(cdb, county, segments, source=Source("usb", sender))
     ingest.audit_results(cdb, results, remote="usb", endpoint="import")
-    row = cdb.m.Station.get_or_none(cdb.m.Station.id == sender)
-    if row is not None and row.status == "active" and cursor is not None:
-        registry.touch(cdb, sender, cursor=cursor)
+    made = opened.header["at"]
+    registry.touch(cdb, sender, cursor=cursor, at=made, seen=made)
     refused = [r for r in results if not r.ok]
     stored = sum(r.stored for r in results)
     msg = f"{len(segments)}段：新收{stored}条记录" + (f"，{len(refused)}段被拒收" if refused else "")
     return FileResult(name, "refused" if refused else "imported", msg, sender=sender, results=results)
 
 
-def _bundle_fields(payload: Any) -> tuple[str, list[Any], int | None]:
+def _bundle_fields(payload: Any, signed_by: str) -> tuple[str, list[Any], int | None]:
     if not isinstance(payload, dict) or payload.get("t") != "bundle":
         raise malformed("数据包内容不是“bundle”")
     if payload.get("v") != VERSION:
@@ -105,18 +115,20 @@ def _bundle_fields(payload: Any) -> tuple[str, list[Any], int | None]:
     sender, segments, cursor = payload.get("from"), payload.get("segments"), payload.get("cursor")
     if not isinstance(sender, str) or not isinstance(segments, list):
         raise malformed("数据包缺少发送方或同步段")
+    if sender != signed_by:
+        raise malformed("数据包中的发送方与签名的发送方不符")
+    if len(segments) > bounded.FILE_SEGMENTS:
+        raise ProtocolError("too_large", f"一个数据包最多{bounded.FILE_SEGMENTS}段，收到{len(segments)}段")
     if type(cursor) is not int or cursor < 0:
         cursor = None
-    return sender[:64], segments, cursor
+    return sender, segments, cursor
 
 
-def _audit(cdb: CountyDB, station: str, e: ProtocolError) -> None:
-    from sync.server.audit import record_refusal
-
+def _audit(cdb: CountyDB, e: ProtocolError) -> None:
     record_refusal(
         cdb,
         remote="usb",
-        station=station[:64],
+        station="",
         endpoint="import",
         status=e.http_status,
         code=e.code,

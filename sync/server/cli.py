@@ -23,6 +23,8 @@ from typing import Any
 
 from schema import events as K
 from schema.errors import UserError
+from sync import bounded
+from sync.errors import ProtocolError
 from sync.server import audit, bundles, catalog_import, county_chain, pull, registry
 from sync.server.config import CST, Settings, default_db_url, iso_of_ms
 from sync.server.db import CountyDB, connect
@@ -180,14 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("kind", metavar="类型", help="workday 工作日 / rest 休息日")
     s.set_defaults(func=cmd_calendar_set)
 
-    s = cmd("import", "导入工作站的U盘数据包（文件或目录，需要管理口令）", cmd_import)
+    s = cmd(
+        "import",
+        "导入工作站的U盘数据包（文件或目录，需要管理口令）；每个文件单独判断，"
+        "有文件或同步段被拒收时退出码为1",
+        cmd_import,
+    )
     s.add_argument("path", type=Path, metavar="路径")
 
     s = cmd("export", "为某工作站导出下发数据包到目录（如U盘，需要管理口令）", cmd_export)
     s.add_argument("--station", required=True, help="工作站编号")
     s.add_argument("--out", required=True, type=Path, help="输出目录")
 
-    s = cmd("alarms", "查看报警：链分叉、时钟异常、已吊销工作站的同步尝试、签名不符等", cmd_alarms)
+    s = cmd(
+        "alarms",
+        "查看报警：链分叉、时钟异常、已吊销工作站的同步尝试、签名不符、重放等"
+        "（未通过签名校验的请求只记来源地址，不记它声称的工作站）",
+        cmd_alarms,
+    )
     s.add_argument("--limit", type=int, default=100, help="最多显示条数")
     s.add_argument("--station", default=None, help="只看某个工作站")
 
@@ -359,9 +371,9 @@ def _enroll_offline(args, cdb: CountyDB) -> int:
     except (OSError, UnicodeDecodeError):
         raise UserError(f"无法读取登记请求文件 {args.request_file}") from None
     try:
-        wire = json.loads(text)
-    except ValueError:
-        raise UserError("登记请求文件不是有效的JSON，可能已损坏") from None
+        wire = bounded.loads(text, "登记请求文件")
+    except ProtocolError:
+        raise UserError("登记请求文件不是有效的登记请求（内容已损坏或过于复杂）") from None
     county = _unlocked(cdb)
     answer = registry.enroll(cdb, county, wire, url=cdb.get_meta("url") or "")
     doc = json.loads(answer["h"])
@@ -607,9 +619,10 @@ def cmd_import(args) -> int:
     lines = []
     for r in results:
         lines.append(f"{labels[r.status]}  {Path(r.path).name}  {r.message}")
-        for s in r.results:
-            if s.error is not None:
-                lines.append(f"    工作站 {s.station}：{s.error.message}")
+        refused = [s for s in r.results if s.error is not None]
+        lines.extend(f"    工作站 {s.station}：{s.error.message}" for s in refused[:3])
+        if len(refused) > 3:
+            lines.append(f"    另有{len(refused) - 3}段被拒收（见 county-center audit）")
     _out(args, [r.to_dict() for r in results], "\n".join(lines))
     return EXIT_PARTIAL if any(r.status == "refused" for r in results) else EXIT_OK
 
@@ -631,10 +644,16 @@ def cmd_alarms(args) -> int:
     text = (
         _table(
             [
-                [r["time"][:19], r["label"], r["station"], json.dumps(r["detail"], ensure_ascii=False)]
+                [
+                    r["time"][:19],
+                    r["label"],
+                    r["station"],
+                    r["source"],
+                    json.dumps(r["detail"], ensure_ascii=False),
+                ]
                 for r in rows
             ],
-            ["时间", "类型", "工作站", "详情"],
+            ["时间", "类型", "工作站", "来源", "详情"],
         )
         if rows
         else "没有报警。"

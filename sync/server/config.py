@@ -36,6 +36,8 @@ class Settings:
     anon_rate_burst: float = 200.0
     page_max_bytes: int = 4 * 1024 * 1024  # a pull page stops growing past this many bytes of events
     return_max_bytes: int = 64 * 1024 * 1024  # a USB return file stops growing past this
+    # signed requests: refused this far from county time, or when their nonce was seen (sync.server.replay)
+    replay_window_ms: int = 15 * 60 * 1000
 
     @property
     def url(self) -> str:

@@ -12,8 +12,10 @@ Tables (see docs/county-center.md for the full layout):
 ``case_scope``     case id → scope, set by ``case.registered``.
 ``enroll_code``    one-time enrollment codes: id and sealed confirmation key, never the code.
 ``staff``          the staff directory folded from ``user.*`` events.
-``alarm``          forks, clock problems, refusals of revoked stations, forged signatures …
+``alarm``          forks, clock problems, refusals of revoked stations, forged signatures …;
+                   ``source`` names the address an unauthenticated input came from.
 ``audit``          every refusal (time, remote, station, endpoint, status, code, reason).
+``request_nonce``  (station, nonce, at) of recent signed requests: a replay is refused.
 
 Writes go through :meth:`CountyDB.write`: ``BEGIN IMMEDIATE`` on SQLite (one writer at a
 time), a plain transaction on PostgreSQL where :meth:`CountyDB.lock_station` takes the
@@ -37,6 +39,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     Database,
     IntegerField,
     Model,
@@ -76,6 +79,7 @@ class Models:
     Staff: type[Model]
     Alarm: type[Model]
     Audit: type[Model]
+    Nonce: type[Model]
 
     def all(self) -> list[type[Model]]:
         return [
@@ -87,6 +91,7 @@ class Models:
             self.Staff,
             self.Alarm,
             self.Audit,
+            self.Nonce,
         ]
 
 
@@ -124,6 +129,7 @@ def _models(database: Database) -> Models:
         head_at = CharField(max_length=64, default="")
         last_seen = BigIntegerField(null=True)  # epoch ms of the last authenticated request
         last_cursor = BigIntegerField(null=True)  # the cursor it last said it holds
+        cursor_at = BigIntegerField(default=0)  # signed time of the request or USB file that said so
 
         class Meta:
             table_name = "station"
@@ -190,11 +196,12 @@ def _models(database: Database) -> Models:
         at = BigIntegerField()
         kind = CharField(max_length=32)
         station = CharField(max_length=64, default="")
+        source = CharField(max_length=64, default="")  # address of an unauthenticated input
         detail = TextField(default="{}")
 
         class Meta:
             table_name = "alarm"
-            indexes = ((("station", "id"), False),)
+            indexes = ((("station", "id"), False), (("source", "kind", "at"), False))
 
     class Audit(Base):
         id = BigAutoField()
@@ -209,7 +216,17 @@ def _models(database: Database) -> Models:
         class Meta:
             table_name = "audit"
 
-    return Models(Meta, Station, Event, CaseScope, EnrollCode, Staff, Alarm, Audit)
+    class Nonce(Base):
+        station = CharField(max_length=64)
+        nonce = CharField(max_length=32)
+        at = BigIntegerField()  # the request's own time (epoch ms), for expiry
+
+        class Meta:
+            table_name = "request_nonce"
+            primary_key = CompositeKey("station", "nonce")
+            indexes = ((("at",), False),)
+
+    return Models(Meta, Station, Event, CaseScope, EnrollCode, Staff, Alarm, Audit, Nonce)
 
 
 class CountyDB:

@@ -33,20 +33,24 @@ from schema import events as K
 from schema.errors import ValidationError
 from schema.events import Event
 from schema.org import OrgCode
-from sync import envelope
+from sync import bounded, envelope
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
 from sync.messages import _TYPES, VERSION, WIRE_FIELDS, SegmentHeader, make_receipt, segment_header
 from sync.scope import GLOBAL, is_case, scope_of, township_of
 from sync.server import registry
-from sync.server.audit import alarm_now, raise_alarm, record_refusal
+from sync.server.audit import alarm_now, blame, raise_alarm, record_refusal
 from sync.server.config import CST, now_ms
 from sync.server.db import CountyDB, insert_case_scopes, insert_events
 from sync.server.keystore import County
+from sync.server.sealed import Source
 
 log = logging.getLogger("county_center")
 
 MAX_SEQ = 2**62
+# One event's canonical text (a registration with its item snapshot is ~2 KB). Its body's nesting is
+# bounded by the push or bundle it came in (sync.bounded.MAX_DEPTH).
+MAX_EVENT_BYTES = 256 * 1024
 MAX_HLC = 2**63 - 1
 CLOCK_FUTURE_MS = 10 * 60 * 1000
 CLOCK_PAST_MS = 24 * 3600 * 1000
@@ -111,8 +115,9 @@ class BadNumber:
         self.text = text
 
 
-def loads_client_json(data: bytes | str) -> Any:
-    return json.loads(data, parse_float=BadNumber, parse_constant=BadNumber)
+def loads_client_json(data: bytes | str, what: str = "上传数据") -> Any:
+    """A client's JSON, nesting and size checked first (:mod:`sync.bounded`), floats kept as BadNumber."""
+    return bounded.loads(data, what, parse_float=BadNumber, parse_constant=BadNumber)
 
 
 def _not_canonical(value: Any) -> Any:
@@ -194,9 +199,15 @@ def open_fast(wire: Any, public: bytes) -> tuple[SegmentHeader, list[Incoming]]:
         }
         try:
             text = _STRICT.encode(unsigned)
-            digest = sha256(text.encode("utf-8")).hexdigest()
+            data = text.encode("utf-8")
         except (TypeError, ValueError):  # floats, NaN, non-JSON values; lone surrogates (UnicodeEncodeError)
             raise malformed(f"同步段第{i + 1}条记录含有不允许的数据类型") from None
+        if len(data) > MAX_EVENT_BYTES:
+            raise ProtocolError(
+                "too_large",
+                f"同步段第{i + 1}条记录过大（{len(data) // 1024} KB，上限{MAX_EVENT_BYTES // 1024} KB）",
+            )
+        digest = sha256(data).hexdigest()
         # The top-level "hlc" key is the last ',"hlc":' in the text: every top-level value after it is a
         # string or an int, and a quote inside a string is always escaped.
         j = text.rfind(',"hlc":')
@@ -211,8 +222,16 @@ def open_fast(wire: Any, public: bytes) -> tuple[SegmentHeader, list[Incoming]]:
 # -- one segment -------------------------------------------------------------------------------
 
 
-def ingest_segment(cdb: CountyDB, county: County, wire: Any) -> SegmentResult:
-    """Verify and store one segment; never raises for anything the client sent."""
+def ingest_segment(
+    cdb: CountyDB, county: County, wire: Any, *, source: Source | None = None
+) -> SegmentResult:
+    """Verify and store one segment; never raises for anything the client sent.
+
+    ``source``: who delivered it (verified). A segment whose signature fails is blamed on the
+    station only when that station delivered it itself; relayed by another (a township, a USB
+    bundle), the alarm names the source and not the station the segment claims to be from.
+    ``None``: delivered by the station it names (plain-function callers).
+    """
     station = _claimed_station(wire)  # for the answer and the audit log, until verified
     first = last = 0
     try:
@@ -235,7 +254,10 @@ def ingest_segment(cdb: CountyDB, county: County, wire: Any) -> SegmentResult:
             h, events = open_fast(wire, keys.sign)
         except ProtocolError as e:
             if e.code == "signature":
-                alarm_now(cdb, "signature", station, first=first, last=last)
+                if source is None or source.station == station:
+                    alarm_now(cdb, "signature", station, first=first, last=last)
+                else:
+                    blame(cdb, "signature", source.address, claimed=station, relayed_by=source.station)
             raise
         except DATA_ERRORS:
             raise malformed("同步段中的记录含有无法处理的数据") from None
@@ -249,7 +271,7 @@ def ingest_segment(cdb: CountyDB, county: County, wire: Any) -> SegmentResult:
 
 def _claimed_station(wire: Any) -> str:
     try:
-        claimed = json.loads(wire["h"]).get("station")
+        claimed = bounded.loads(wire["h"], "同步段").get("station")
         return registry.check_station_id(claimed)
     except (ProtocolError, *DATA_ERRORS):
         return ""
@@ -476,18 +498,20 @@ def _fold_staff(cdb: CountyDB, ev: Incoming) -> None:
 # -- several segments (a push, a bundle) ---------------------------------------------------------------
 
 
-def ingest_segments(cdb: CountyDB, county: County, segments: list[Any]) -> list[SegmentResult]:
+def ingest_segments(
+    cdb: CountyDB, county: County, segments: list[Any], *, source: Source | None = None
+) -> list[SegmentResult]:
     """Results in the order given. Segments refused only because a case they act on has not
     arrived yet (``retry``) are tried again after the others, while that makes progress — a
     township relaying a village's registration after its own forward is not refused."""
-    results = [ingest_segment(cdb, county, s) for s in segments]
+    results = [ingest_segment(cdb, county, s, source=source) for s in segments]
     while True:
         again = [i for i, r in enumerate(results) if r.retry]
         if not again:
             break
         progress = False
         for i in again:
-            r = ingest_segment(cdb, county, segments[i])
+            r = ingest_segment(cdb, county, segments[i], source=source)
             progress |= r.ok
             results[i] = r
         if not progress:
@@ -495,9 +519,8 @@ def ingest_segments(cdb: CountyDB, county: County, segments: list[Any]) -> list[
     return results
 
 
-def open_push(county: County, blob: bytes, *, max_segments: int) -> tuple[str, list[Any]]:
-    """Decrypt a push envelope; return (sender, segment wires)."""
-    opened = envelope.open_sealed(blob, county.unlocked.enc_key, expect=("push",))
+def open_push(opened: envelope.Opened, *, max_segments: int) -> list[Any]:
+    """The segment wires of an authenticated push envelope (:mod:`sync.server.sealed`)."""
     payload = parse_json(opened.payload, "上传数据")
     if not isinstance(payload, dict) or payload.get("t") != "push":
         raise malformed("上传数据不是“push”消息")
@@ -508,18 +531,18 @@ def open_push(county: County, blob: bytes, *, max_segments: int) -> tuple[str, l
     sender, segments = payload.get("from"), payload.get("segments")
     if not isinstance(sender, str) or not isinstance(segments, list):
         raise malformed("上传数据缺少发送方或同步段列表")
+    if sender != opened.sender:
+        raise malformed("上传数据中的发送方与签名的发送方不符")
     if len(segments) > max_segments:
         raise ProtocolError(
             "too_large", f"一次最多上传{max_segments}个同步段，收到{len(segments)}个，请分批上传"
         )
-    return sender, segments
+    return segments
 
 
 def parse_json(data: bytes, what: str) -> Any:
-    try:
-        return loads_client_json(data)
-    except (ValueError, RecursionError, UnicodeError):
-        raise malformed(f"{what}不是有效的JSON") from None
+    """A client's JSON document (``malformed`` with a Chinese reason for anything else)."""
+    return loads_client_json(data, what)
 
 
 def push_answer(results: list[SegmentResult]) -> tuple[int, dict[str, Any]]:

@@ -8,6 +8,9 @@
 - Rate: a token bucket per (claimed sender, remote address) — keyed by the address too, so
   that nobody can exhaust a station's allowance by naming it — and one per address for
   requests that name no known sender. A refusal is ``rate`` (429) with ``Retry-After``.
+- What a body may expand to once read: :mod:`sync.server.sealed` (sender's signature first,
+  then decompression capped at the request limit) and :mod:`sync.bounded` (JSON nesting and
+  density, checked before parsing).
 """
 
 from __future__ import annotations

@@ -182,23 +182,27 @@ def return_payload(
 def seal_return(county: County, row, payload: dict[str, Any]) -> bytes:
     keys = registry.station_keys(row)
     return envelope.seal(
-        canonical.encode(payload), kind="return", sender=county.station, recipients=[keys.enc]
+        canonical.encode(payload),
+        kind="return",
+        sender=county.station,
+        recipients=[keys.enc],
+        signer=county.unlocked,
     )
 
 
 # -- the pull request ----------------------------------------------------------------------------------
 
 
-def open_pull(cdb: CountyDB, county: County, blob: bytes) -> tuple[Any, dict[str, Any]]:
-    """Decrypt and verify a pull request; return (station row, request)."""
-    opened = envelope.open_sealed(blob, county.unlocked.enc_key, expect=("pull",))
+def open_pull(cdb: CountyDB, county: County, row, opened: envelope.Opened) -> dict[str, Any]:
+    """The request inside an authenticated pull envelope from station ``row`` (:mod:`sync.server.sealed`)."""
     wire = parse_json(opened.payload, "下载请求")
     try:
         doc = doc_header(wire, "pull")
         station = registry.check_station_id(doc.get("station"))
     except DATA_ERRORS:
         raise malformed("下载请求格式不对") from None
-    row = registry.active_station(cdb, station, endpoint="pull")
+    if station != row.id:
+        raise malformed("下载请求中的工作站与签名的发送方不符")
     try:
         verify(
             registry.station_keys(row).sign,
@@ -224,20 +228,25 @@ def open_pull(cdb: CountyDB, county: County, blob: bytes) -> tuple[Any, dict[str
     behalf = doc.get("for")
     if behalf is not None:
         registry.check_station_id(behalf)
-    return row, doc
+    doc["sent_at"] = opened.header["at"]  # its signed time orders the cursors a station reports
+    return doc
 
 
 def answer_pull(cdb: CountyDB, county: County, row, doc: dict[str, Any], settings: Settings) -> bytes:
     """The sealed answer: a ``page`` for the station, or a ``return`` for the village it relays for."""
     behalf = doc.get("for")
     if behalf is None:
-        registry.touch(cdb, row.id, cursor=doc["cursor"])
+        registry.touch(cdb, row.id, cursor=doc["cursor"], at=doc["sent_at"])
         wire, *_ = make_page(
             cdb, county, row, cursor=doc["cursor"], limit=doc["limit"], max_bytes=settings.page_max_bytes
         )
         keys = registry.station_keys(row)
         return envelope.seal(
-            canonical.encode(wire), kind="page", sender=county.station, recipients=[keys.enc]
+            canonical.encode(wire),
+            kind="page",
+            sender=county.station,
+            recipients=[keys.enc],
+            signer=county.unlocked,
         )
     village = registry.active_station(cdb, behalf, endpoint="pull-for")
     if row.level != "township" or not OrgCode(row.org).covers(village.org) or village.id == row.id:

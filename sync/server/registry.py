@@ -248,11 +248,22 @@ def station_keys(row) -> PublicKeys:
     return PublicKeys.from_dict({"sign_pub": row.sign_pub, "enc_pub": row.enc_pub})
 
 
-def touch(cdb: CountyDB, station: str, *, cursor: int | None = None) -> None:
-    """Record an authenticated contact (and the cursor the station says it holds)."""
+def touch(
+    cdb: CountyDB, station: str, *, cursor: int | None = None, at: int | None = None, seen: int | None = None
+) -> None:
+    """Record an authenticated contact, and the cursor the station says it holds.
+
+    ``at``: the signed time of the request or USB file that names ``cursor`` (its envelope's
+    ``at``); the cursor moves only for a request or file newer than the one that moved it last, so
+    an old or copied USB file imported later moves nothing back. ``seen``: when the station was
+    seen (default now; for a USB file, when it was made) — ``last_seen`` never goes back.
+    """
     S = cdb.m.Station
-    values: dict[str, Any] = {"last_seen": now_ms()}
-    if cursor is not None:
-        values["last_cursor"] = cursor
+    seen = now_ms() if seen is None else min(seen, now_ms())
     with cdb.write():
-        S.update(**values).where(S.id == station).execute()
+        S.update(last_seen=seen).where(
+            (S.id == station) & (S.last_seen.is_null() | (S.last_seen < seen))
+        ).execute()
+        if cursor is not None:
+            at = seen if at is None else at
+            S.update(last_cursor=cursor, cursor_at=at).where((S.id == station) & (S.cursor_at < at)).execute()

@@ -53,3 +53,12 @@ def test_enroll_benchmark_quick_mode_runs():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "÷ SHA-256" in result.stdout and "whole online enrollment" in result.stdout
     assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # only --write touches the results
+
+
+def test_attack_cost_benchmark_runs():
+    before = (ROOT / "BENCHMARKS.md").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "bench.attack_cost"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "this tree: 32 KB push bomb" in result.stdout and "403 signature" in result.stdout
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # only --write touches the results

@@ -262,7 +262,11 @@ def test_return_files_for_others_and_forged_returns(tmp_path, county):
     )
     payload = {"t": "return", "v": 1, "station": v.config.station_id, "pages": [page], "receipts": []}
     blob = envelope.seal(
-        canonical.encode(payload), kind="return", sender="county", recipients=[I.keypair(v).public.enc]
+        canonical.encode(payload),
+        kind="return",
+        sender="county",
+        recipients=[I.keypair(v).public.enc],
+        signer=liar,
     )
     bad = stick(tmp_path, "bad")
     (bad / "x.cvs").write_bytes(blob)
@@ -365,6 +369,7 @@ def test_one_refused_village_segment_does_not_block_the_others(tmp_path, county)
         kind="bundle",
         sender=ghost,
         recipients=[county.county.public.enc, I.keypair(t).public.enc],
+        signer=ghost_key,
     )
     (usb / "ghost.cvs").write_bytes(blob)
     res = import_path(t, usb)

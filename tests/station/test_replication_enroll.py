@@ -168,7 +168,11 @@ def test_forged_or_mismatched_answers_are_refused(tmp_path, county):
     assert not s.slots.has_recovery
 
 
-@pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage", b'{"h": "x"', b"[]", b"null"])
+DEEP = b"[" * 6000 + b"]" * 6000  # issue #8, finding 7: nested deeper than the parser recurses
+DEEP_HEADER = b'{"h": "' + DEEP + b'", "s": ""}'
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage", b'{"h": "x"', b"[]", b"null", DEEP, DEEP_HEADER])
 def test_damaged_response_files(tmp_path, county, content):
     s = make_station(tmp_path / "v")
     enrolling.write_request(s, tmp_path / "req.json", county.code(VILLAGE, "village"))

@@ -30,6 +30,8 @@ from tests.station.sync_kit import (
     register_case,
 )
 
+MiB = 1024 * 1024
+
 
 def village(tmp_path, county, name="v", org=VILLAGE):
     return enrolled_station(tmp_path / name, county, org=org)
@@ -38,8 +40,9 @@ def village(tmp_path, county, name="v", org=VILLAGE):
 # -- forged or misaddressed pages -------------------------------------------------------------------------------
 
 
-def _scripted_county(v, pages):
-    """A real HTTP server answering pulls with the given page wires (sealed to ``v``)."""
+def _scripted_county(v, pages, envelope_key):
+    """A real HTTP server answering pulls with the given page wires (sealed to ``v``, the envelope
+    signed with ``envelope_key``)."""
     enc = I.keypair(v).public.enc
     c = I.county(v)
     todo = list(pages)
@@ -47,7 +50,9 @@ def _scripted_county(v, pages):
     def handler(method, path, body):
         if path.endswith("/pull"):
             page = todo.pop(0) if len(todo) > 1 else todo[0]
-            blob = envelope.seal(canonical.encode(page), kind="page", sender=c.station, recipients=[enc])
+            blob = envelope.seal(
+                canonical.encode(page), kind="page", sender=c.station, recipients=[enc], signer=envelope_key
+            )
             return Reply(200, blob, "application/octet-stream")
         return Reply.json({"results": []})
 
@@ -115,14 +120,18 @@ def test_forged_pages_are_refused_whole(tmp_path, county):
             real, v, frm=cursor, to=cursor + 1, events=[dict(good_event, seq="1")]
         ),
     }
-    for name, page in cases_.items():
-        with _scripted_county(v, [page]) as srv:
+    genuine = _page(real, v, frm=cursor, to=cursor + 1, events=[good_event])
+    for name, page, sealer in [
+        *((name, page, real) for name, page in cases_.items()),
+        ("a genuine page in an envelope signed by another key", genuine, liar),
+    ]:
+        with _scripted_county(v, [page], sealer) as srv:
             r = sync_now(v, Client(srv.url))
         assert r.outcome != OK, name
         assert r.messages and "未保存" in r.messages[-1], (name, r.messages)
         assert I.cursor(v) == cursor and v.store.event_count() == events_before, name
     # the genuine page from the same scripted server is taken
-    with _scripted_county(v, [_page(real, v, frm=cursor, to=cursor + 1, events=[good_event])]) as srv:
+    with _scripted_county(v, [genuine], real) as srv:
         r = ok(sync_now(v, Client(srv.url)))
     assert r.pulled == 1 and I.cursor(v) == cursor + 1
     v.close()
@@ -170,10 +179,13 @@ def _mini_county(v, *, refuse_first: int = 0, slow_over: int | None = None, dela
     pushes with a ``scope`` retry, or answers slowly when a segment has more than ``slow_over`` events."""
     state = {"pushes": 0, "sizes": []}  # the test puts the county key in state["key"]
     station_enc = I.keypair(v).public.enc  # read here: the handler runs on the server's threads
+    station_sign = I.keypair(v).public.sign
 
     def handler(method, path, body):
         if path.endswith("/pull"):  # nothing to send down: an empty page from the cursor asked
-            opened = envelope.open_sealed(body, state["key"].enc_key, expect=("pull",))
+            opened = envelope.open_sealed(
+                body, state["key"].enc_key, station_sign, expect=("pull",), max_payload=MiB
+            )
             req = json.loads(json.loads(opened.payload)["h"])
             page = api.page_doc(
                 state["key"],
@@ -186,10 +198,16 @@ def _mini_county(v, *, refuse_first: int = 0, slow_over: int | None = None, dela
                 events=[],
             )
             blob = envelope.seal(
-                canonical.encode(page), kind="page", sender="county", recipients=[station_enc]
+                canonical.encode(page),
+                kind="page",
+                sender="county",
+                recipients=[station_enc],
+                signer=state["key"],
             )
             return Reply(200, blob, "application/octet-stream")
-        opened = envelope.open_sealed(body, state["key"].enc_key, expect=("push",))
+        opened = envelope.open_sealed(
+            body, state["key"].enc_key, station_sign, expect=("push",), max_payload=MiB
+        )
         payload = json.loads(opened.payload)
         results = []
         for seg in payload["segments"]:
@@ -256,10 +274,11 @@ def test_pull_pages_shrink_after_timeouts(tmp_path, county):
     v = village(tmp_path, county)
     ok(sync_now(v))
     key, enc, cursor = county.county.unlocked, I.keypair(v).public.enc, I.cursor(v)
+    sign = I.keypair(v).public.sign
     asked = []
 
     def handler(method, path, body):
-        opened = envelope.open_sealed(body, key.enc_key, expect=("pull",))
+        opened = envelope.open_sealed(body, key.enc_key, sign, expect=("pull",), max_payload=MiB)
         req = json.loads(json.loads(opened.payload)["h"])
         asked.append(req["limit"])
         page = api.page_doc(
@@ -272,7 +291,9 @@ def test_pull_pages_shrink_after_timeouts(tmp_path, county):
             now=clock.iso(clock.now()),
             events=[],
         )
-        blob = envelope.seal(canonical.encode(page), kind="page", sender="county", recipients=[enc])
+        blob = envelope.seal(
+            canonical.encode(page), kind="page", sender="county", recipients=[enc], signer=key
+        )
         return Reply(200, blob, "application/octet-stream", delay=1.0 if req["limit"] > 100 else 0)
 
     with ScriptedServer(handler) as srv:

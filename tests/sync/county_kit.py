@@ -19,7 +19,7 @@ from schema import events as K
 from schema.events import Event
 from schema.ids import new_id
 from schema.org import OrgCode
-from sync import api, enrollment, envelope
+from sync import api, bounded, enrollment, envelope
 from sync.crypto import KeyPair
 from sync.messages import doc_header, make_segment, open_doc, open_receipt, sign_doc
 from sync.server import registry
@@ -83,7 +83,9 @@ class SimStation:
         self, county: County, segments: list[dict[str, Any]], *, sender: str | None = None
     ) -> bytes:
         payload = canonical.encode(api.push_payload(sender or self.id, segments))
-        return envelope.seal(payload, kind="push", sender=sender or self.id, recipients=[county.public.enc])
+        return envelope.seal(
+            payload, kind="push", sender=sender or self.id, recipients=[county.public.enc], signer=self.key
+        )
 
     def pull_blob(
         self,
@@ -106,15 +108,23 @@ class SimStation:
             )
             wire = sign_doc({**doc, "for": behalf}, self.key)
         return envelope.seal(
-            canonical.encode(wire), kind="pull", sender=self.id, recipients=[county.public.enc]
+            canonical.encode(wire),
+            kind="pull",
+            sender=self.id,
+            recipients=[county.public.enc],
+            signer=self.key,
         )
 
     def open_page(self, county: County, blob: bytes) -> dict[str, Any]:
-        opened = envelope.open_sealed(blob, self.key.enc_key, expect=("page",))
+        opened = envelope.open_sealed(
+            blob, self.key.enc_key, county.public.sign, expect=("page",), max_payload=bounded.PAGE_PAYLOAD
+        )
         return open_doc(json.loads(opened.payload), county.public.sign, "page")
 
     def open_return(self, county: County, blob: bytes) -> dict[str, Any]:
-        opened = envelope.open_sealed(blob, self.key.enc_key, expect=("return",))
+        opened = envelope.open_sealed(
+            blob, self.key.enc_key, county.public.sign, expect=("return",), max_payload=bounded.FILE_PAYLOAD
+        )
         payload = json.loads(opened.payload)
         payload["pages"] = [open_doc(p, county.public.sign, "page") for p in payload["pages"]]
         payload["receipts"] = [open_receipt(r, county.public.sign) for r in payload["receipts"]]

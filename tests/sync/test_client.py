@@ -7,6 +7,7 @@ real county center. Waits are recorded, never slept, and never timed.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ from sync import api, envelope
 from sync.client import Client, Offline, ServerFault, check_url
 from sync.crypto import KeyPair
 from sync.errors import ProtocolError
-from tests.helpers import COUNTY
+from tests.helpers import COUNTY, VILLAGE
 from tests.station.sync_kit import CountyServer, Reply, ScriptedServer
 
 CJK = range(0x4E00, 0xA000)
@@ -215,19 +216,33 @@ def test_bytes_are_counted_in_both_directions():
         assert 5006 < c.bytes_received < 6000
 
 
+def _enrolled_key(county: CountyServer, station: str = "st-1") -> KeyPair:
+    from sync.server import registry
+
+    key = KeyPair.generate()
+    code = county.code(VILLAGE, "village")
+    req = api.enroll_request(key, code=code, station=station, org=VILLAGE, name="东村", at="2026-03-02")
+    registry.enroll(county.cdb, county.county, req)
+    return key
+
+
 def test_a_real_push_is_sealed_and_answered(tmp_path):
     """The client carries a real sealed envelope to the real county and returns its answer."""
     with CountyServer(tmp_path) as county:
+        key = _enrolled_key(county)
         blob = envelope.seal(
-            canonical.encode(api.push_payload("nobody", [])),
+            canonical.encode(api.push_payload("st-1", [])),
             kind="push",
-            sender="nobody",
+            sender="st-1",
             recipients=[county.county.public.enc],
+            signer=key,
         )
         c = Client(county.url)
         assert c.push(blob) == {"results": []}
         # sealed to another key: the county cannot open it and says so
-        other = envelope.seal(b"{}", kind="push", sender="nobody", recipients=[KeyPair.generate().public.enc])
+        other = envelope.seal(
+            b"{}", kind="push", sender="st-1", recipients=[KeyPair.generate().public.enc], signer=key
+        )
         with pytest.raises(ProtocolError) as e:
             c.push(other)
         assert e.value.code == "wrong_county" and chinese(e.value.message)
@@ -240,3 +255,26 @@ def test_county_addresses_are_checked_before_anything_is_sent():
     for bad in ("http://vm:44159J8DT-98YT-W4X8", "http://vm:99999", "http://a b", "county.cn", "ftp://county.cn"):
         with pytest.raises(UserError, match="县中心地址"):
             check_url(bad)
+
+
+def test_a_clock_far_from_the_countys_is_corrected_once_at_once(tmp_path):
+    """A ``skew`` refusal carries the county's time: the client adopts it and re-sends at once (one retry)."""
+    with CountyServer(tmp_path) as county:
+        key = _enrolled_key(county)
+        hour_behind = lambda: int(time.time() * 1000) - 3_600_000  # noqa: E731
+        c, waits = client(county.url, now_ms=hour_behind)
+
+        def sealed(cl: Client) -> bytes:
+            payload = canonical.encode(api.push_payload("st-1", []))
+            recipients = [county.county.public.enc]
+            return envelope.seal(
+                payload, kind="push", sender="st-1", recipients=recipients, signer=key, at_ms=cl.county_ms()
+            )
+
+        assert c.push(lambda: sealed(c)) == {"results": []}
+        assert c.requests == 2 and waits == [] and abs(c.offset_ms - 3_600_000) < 60_000
+        # a body that cannot be re-sealed is not re-sent: the refusal reaches the caller
+        c2, _ = client(county.url, now_ms=hour_behind)
+        with pytest.raises(ProtocolError) as e:
+            c2.push(sealed(c2))
+        assert e.value.code == "skew" and "县中心时间" in e.value.message and c2.requests == 1

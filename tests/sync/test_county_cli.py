@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,10 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     resp2 = tmp_path / "resp2.json"
     code, _, err = cc("enroll", "--request-file", req, "--response-file", resp2)
     assert code == 2 and "登记码校验" in err and not resp2.exists()
+    for deep in ("[" * 6000 + "]" * 6000, json.dumps({"h": "[" * 6000, "s": ""})):  # issue #8, finding 7
+        req.write_text(deep, encoding="utf-8")
+        code, _, err = cc("enroll", "--request-file", req, "--response-file", resp)
+        assert code == 2 and has_chinese(err), err
     # the station pushes a user, then shows up in the listings
     cdb = connect(cc.url)
     county = load_county(cdb)
@@ -354,13 +359,16 @@ def test_catalog_bad_files(cc, tmp_path):
     assert "不是本县" in cc("catalog", "publish", tmp_path / "other.json")[2]
     assert cc("catalog", "publish", tmp_path / "nothing.json")[0] == 2
     assert cc("catalog", "publish", tmp_path / "x.txt")[0] == 2
+    (tmp_path / "deep.json").write_text("[" * 6000 + "]" * 6000)
+    assert "嵌套" in cc("catalog", "publish", tmp_path / "deep.json")[2]
     assert events_of(cc.url, K.CATALOG_PUBLISHED) == []
 
 
 # -- bundles -------------------------------------------------------------------------------------------------
 
 
-def _bundle(st, county, segments, *, cursor=0, extra_recipients=()) -> bytes:
+def _bundle(st, county, segments, *, cursor=0, extra_recipients=(), signer=None, made=0) -> bytes:
+    """``made``: minutes before now that the file was made (its signed time)."""
     payload = {
         "t": "bundle",
         "v": 1,
@@ -375,6 +383,8 @@ def _bundle(st, county, segments, *, cursor=0, extra_recipients=()) -> bytes:
         kind="bundle",
         sender=st.id,
         recipients=[county.public.enc, *extra_recipients],
+        signer=signer or st.key,
+        at_ms=int(time.time() * 1000) - made * 60_000,
     )
 
 
@@ -390,8 +400,8 @@ def test_import_and_export_bundles(cc, tmp_path):
         v.register()
     usb = tmp_path / "usb"
     usb.mkdir()
-    (usb / "a1.cvs").write_bytes(_bundle(v, county, [v.segment(1, 2, county=COUNTY)], cursor=1))
-    (usb / "a2.cvs").write_bytes(_bundle(v, county, [v.segment(1, 3, county=COUNTY)], cursor=2))
+    (usb / "a1.cvs").write_bytes(_bundle(v, county, [v.segment(1, 2, county=COUNTY)], cursor=1, made=20))
+    (usb / "a2.cvs").write_bytes(_bundle(v, county, [v.segment(1, 3, county=COUNTY)], cursor=2, made=10))
     (usb / "b.cvs").write_bytes(b"CVSYNC garbage")
     whole = _bundle(v, county, [v.segment(1, 3, county=COUNTY)])
     (usb / "b2.cvs").write_bytes(whole[: len(whole) // 2])  # a copy interrupted half-way
@@ -408,13 +418,16 @@ def test_import_and_export_bundles(cc, tmp_path):
     assert [(s["status"], s["stored"]) for s in results["a1.cvs"]["segments"]] == [("stored", 2)]
     assert [(s["status"], s["stored"]) for s in results["a2.cvs"]["segments"]] == [("stored", 1)]
     assert results["b.cvs"]["status"] == "refused" and results["c.cvs"]["status"] == "skipped"
-    assert results["b2.cvs"]["status"] == "refused" and "损坏" in results["b2.cvs"]["message"]
-    assert results["b3.cvs"]["status"] == "refused" and "损坏" in results["b3.cvs"]["message"]
+    assert results["b2.cvs"]["status"] == "refused" and "不完整" in results["b2.cvs"]["message"]
+    assert results["b3.cvs"]["status"] == "refused" and "签名" in results["b3.cvs"]["message"]
     assert "notes.txt" not in results
     assert cdb.m.Station.get_by_id(v.id).head_seq == 3
     assert cdb.m.Station.get_by_id(v.id).last_cursor == 2
     code, out, _ = cc("import", usb / "a2.cvs")  # again: all duplicates
     assert code == 0 and "新收0条" in out
+    # an older file imported later (or a copy of one) does not move the cursor back
+    assert cc("import", usb / "a1.cvs")[0] == 0
+    assert cdb.m.Station.get_by_id(v.id).last_cursor == 2
     # export a return file for v2 and open it as v2
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -432,6 +445,45 @@ def test_import_and_export_bundles(cc, tmp_path):
     assert cc("export", "--station", v2.id, "--out", tmp_path / "missing")[0] == 2
     code, out, _ = cc("audit")
     assert code == 0 and "import" in out
+
+
+def test_each_file_of_a_folder_is_judged_on_its_own(cc, tmp_path):
+    """Issue #8, finding 7: a 12 KB hostile file beside a valid one made ``import`` exit 70 and skip the
+    valid file. Now: the valid file is imported, each bad file gets one line naming it, exit 1."""
+    cc("init", "--code", COUNTY, "--name", "测试县")
+    cdb = connect(cc.url)
+    county = load_county(cdb)
+    v, ghost = make_station(VILLAGE, "village"), make_station(VILLAGE2, "village")
+    enroll_direct(cdb, unlock(cdb, PASSPHRASE), v)
+    v.register()
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "good.cvs").write_bytes(_bundle(v, county, [v.segment(county=COUNTY)]))
+    deep = b"[" * 6000 + b"]" * 6000  # a 12 KB header nested 6,000 deep
+    (usb / "deep.cvs").write_bytes(
+        envelope.MAGIC + bytes([envelope.VERSION]) + len(deep).to_bytes(4, "big") + deep + bytes(100)
+    )
+    nasty = canonical.encode({"t": "bundle", "v": 1, "from": v.id, "segments": []})[:-1] + b',"x":'
+    nasty += b"[" * 5000 + b"]" * 5000 + b"}"  # signed by v itself: refused for its nesting, not a crash
+    (usb / "nested.cvs").write_bytes(
+        envelope.seal(nasty, kind="bundle", sender=v.id, recipients=[county.public.enc], signer=v.key)
+    )
+    (usb / "forged.cvs").write_bytes(
+        _bundle(v, county, [v.segment(county=COUNTY)], signer=KeyPair.generate())
+    )
+    (usb / "ghost.cvs").write_bytes(_bundle(ghost, county, [], signer=ghost.key))
+    code, out, err = cc("import", usb)
+    assert code == 1 and err == ""
+    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[1].endswith(".cvs")}
+    assert lines["good.cvs"].startswith("已导入") and "新收1条" in lines["good.cvs"]
+    assert "嵌套" in lines["deep.cvs"] and "嵌套" in lines["nested.cvs"]
+    assert "签名" in lines["forged.cvs"] and "登记" in lines["ghost.cvs"]
+    assert len(out.splitlines()) == 5
+    assert cdb.m.Station.get_by_id(v.id).head_seq == 1
+    # the forged file names v, but the alarm names where it came from, not v
+    alarms = json.loads(cc("alarms", "--json")[1])
+    assert [(a["kind"], a["station"], a["source"]) for a in alarms] == [("signature", "", "usb")]
+    assert alarms[0]["detail"]["claimed"] == v.id
 
 
 def test_alarms_command(cc):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import zlib
 
 import pytest
 
 from schema import events as K
 from schema.events import GENESIS, seal
-from sync import envelope
+from sync import api, bounded, envelope
 from sync.crypto import KeyPair, unwrap_secret, wrap_secret
 from sync.errors import ProtocolError
 from sync.messages import make_receipt, make_segment, open_receipt, open_segment, segment_header
@@ -17,6 +16,7 @@ from sync.scope import GLOBAL, scope_of, township_of, visible
 from tests.helpers import COUNTY, TOWN, VILLAGE, VILLAGE2
 
 STATION = "0190a0a0-0000-7000-8000-000000000001"
+MiB = 1024 * 1024
 
 
 def chain(n: int, start_prev: str = GENESIS, first: int = 1, body=None) -> list:
@@ -114,29 +114,76 @@ def test_receipts_are_deterministic_and_verified():
 
 
 def test_envelope_reaches_every_recipient_and_no_one_else():
-    county, town, other = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
+    county, town, other, sender = (
+        KeyPair.generate(),
+        KeyPair.generate(),
+        KeyPair.generate(),
+        KeyPair.generate(),
+    )
     payload = "张三 330522199001011234".encode() * 50
     blob = envelope.seal(
-        payload, kind="bundle", sender=STATION, recipients=[county.public.enc, town.public.enc]
+        payload, kind="bundle", sender=STATION, recipients=[county.public.enc, town.public.enc], signer=sender
     )
     assert "张三".encode() not in blob and b"330522199001011234" not in blob
     assert len(blob) < len(payload)  # compressed
     for k in (county, town):
-        opened = envelope.open_sealed(blob, k.enc_key, expect=("bundle",))
+        opened = envelope.open_sealed(
+            blob, k.enc_key, sender.public.sign, expect=("bundle",), max_payload=MiB
+        )
         assert opened.payload == payload and opened.sender == STATION
     with pytest.raises(ProtocolError) as e:
-        envelope.open_sealed(blob, other.enc_key)
+        envelope.open_sealed(blob, other.enc_key, sender.public.sign, expect=("bundle",), max_payload=MiB)
     assert e.value.code == "wrong_county"
+    header = envelope.peek(blob)
+    assert envelope.addressed_to(header, town.public.enc) and not envelope.addressed_to(
+        header, other.public.enc
+    )
+    assert type(header["at"]) is int and len(header["nonce"]) == 32
+    assert (
+        envelope.peek(envelope.seal(b"x", kind="push", sender=STATION, recipients=[], signer=sender))["nonce"]
+        != envelope.peek(envelope.seal(b"x", kind="push", sender=STATION, recipients=[], signer=sender))[
+            "nonce"
+        ]
+    )
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip_body", "flip_header", "magic", "empty", "version"])
+def test_the_sender_is_verified_before_anything_is_decrypted(monkeypatch):
+    """Encrypt-then-sign: knowing the recipient's public key is not enough to make it decrypt and inflate."""
+    county, village, forger = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
+    forged = envelope.seal(
+        b"[]" * 1000, kind="push", sender=STATION, recipients=[county.public.enc], signer=forger
+    )
+    inflated = []
+    monkeypatch.setattr(envelope, "inflate", lambda *a: inflated.append(a) or b"")
+    with pytest.raises(ProtocolError) as e:
+        envelope.open_sealed(forged, county.enc_key, village.public.sign, expect=("push",), max_payload=MiB)
+    assert e.value.code == "signature" and inflated == []
+    # the header and the ciphertext are both covered
+    good = bytearray(
+        envelope.seal(b"x" * 100, kind="push", sender=STATION, recipients=[county.public.enc], signer=village)
+    )
+    for i in (12, len(good) - 80):
+        bad = bytearray(good)
+        bad[i] ^= 1
+        with pytest.raises(ProtocolError):
+            envelope.open_sealed(
+                bytes(bad), county.enc_key, village.public.sign, expect=("push",), max_payload=MiB
+            )
+    assert inflated == []
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip_body", "flip_header", "magic", "empty", "version", "v1"]
+)
 def test_damaged_envelopes_are_refused(damage):
-    county = KeyPair.generate()
-    blob = bytearray(envelope.seal(b"x" * 1000, kind="push", sender=STATION, recipients=[county.public.enc]))
+    county, sender = KeyPair.generate(), KeyPair.generate()
+    blob = bytearray(
+        envelope.seal(b"x" * 1000, kind="push", sender=STATION, recipients=[county.public.enc], signer=sender)
+    )
     if damage == "truncate":
         blob = blob[: len(blob) // 2]
     elif damage == "flip_body":
-        blob[-5] ^= 1
+        blob[-70] ^= 1
     elif damage == "flip_header":
         i = blob.index(b'"push"') + 2
         blob[i] ^= 1
@@ -144,21 +191,73 @@ def test_damaged_envelopes_are_refused(damage):
         blob[0] ^= 1
     elif damage == "empty":
         blob = bytearray()
-    else:
+    elif damage == "version":
         blob[6] = 9
+    else:  # the unsigned format 1, which nothing deployed ever used
+        blob[6] = 1
     with pytest.raises(ProtocolError) as e:
-        envelope.open_sealed(bytes(blob), county.enc_key)
-    assert e.value.code in ("malformed", "version", "wrong_county")
+        envelope.open_sealed(
+            bytes(blob), county.enc_key, sender.public.sign, expect=("push",), max_payload=MiB
+        )
+    assert e.value.code in ("malformed", "version", "wrong_county", "signature")
+    if damage in ("version", "v1"):
+        assert e.value.code == "version" and "版本" in e.value.message
 
 
-def test_decompression_bomb_is_refused(monkeypatch):
-    county = KeyPair.generate()
-    monkeypatch.setattr(envelope, "MAX_PAYLOAD", 10_000)
-    blob = envelope.seal(b"\0" * 1_000_000, kind="push", sender=STATION, recipients=[county.public.enc])
+def test_a_deep_or_dense_header_is_refused_before_it_is_parsed():
+    """The 6,000-deep header of the issue: a 400-class refusal, not a RecursionError."""
+    for header in (b"[" * 6000 + b"]" * 6000, b'{"to":[' + b"[]," * 3000 + b"[]]}", b"{" * 4 + b"}" * 4):
+        blob = (
+            envelope.MAGIC + bytes([envelope.VERSION]) + len(header).to_bytes(4, "big") + header + b"\0" * 200
+        )
+        with pytest.raises(ProtocolError) as e:
+            envelope.peek(blob)
+        assert e.value.code == "malformed", header[:20]
+
+
+def test_decompression_is_capped_at_the_limit_given():
+    county, sender = KeyPair.generate(), KeyPair.generate()
+    blob = envelope.seal(
+        b"\0" * 1_000_000, kind="push", sender=STATION, recipients=[county.public.enc], signer=sender
+    )
     with pytest.raises(ProtocolError) as e:
-        envelope.open_sealed(blob, county.enc_key)
+        envelope.open_sealed(blob, county.enc_key, sender.public.sign, expect=("push",), max_payload=10_000)
     assert e.value.code == "too_large"
-    assert zlib  # the payload compresses ~1000:1, which is the point of the test
+    assert len(blob) < 5_000  # the payload compresses ~1000:1, which is the point of the test
+    opened = envelope.open_sealed(
+        blob, county.enc_key, sender.public.sign, expect=("push",), max_payload=10**6
+    )
+    assert len(opened.payload) == 1_000_000
+
+
+# -- bounded JSON -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"h":' + "[" * 30 + "]" * 30 + "}",
+        "[" + "[]," * 100_000 + "[]]",
+        '{"a":' * 40 + "1" + "}" * 40,
+    ],
+)
+def test_deep_or_dense_json_is_malformed_not_a_crash(text):
+    with pytest.raises(ProtocolError) as e:
+        bounded.loads(text, "测试数据")
+    assert e.value.code == "malformed" and "测试数据" in e.value.message
+
+
+def test_bounded_json_ignores_brackets_inside_strings():
+    doc = {"note": "[" * 500 + '\\"{{{' + "]" * 3, "list": [[["x"]]], "esc": "\\", "q": '"]]]'}
+    text = json.dumps(doc, ensure_ascii=False)
+    assert bounded.loads(text, "x", max_depth=4) == doc
+    with pytest.raises(ProtocolError):
+        bounded.loads(text, "x", max_depth=3)
+    for bad in ("[1,", '"abc', "\xff", "{'a': 1}"):
+        with pytest.raises(ProtocolError) as e:
+            bounded.loads(bad.encode("latin-1"), "x")
+        assert e.value.code == "malformed"
 
 
 def test_wrapped_secret_needs_the_passphrase(monkeypatch):

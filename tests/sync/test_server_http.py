@@ -224,14 +224,26 @@ def test_damaged_envelopes(server, stations, damage):
         blob = bytearray(b"\x00\xff" * 500)
     elif damage == "wrong_type":
         blob = bytearray(
-            envelope.seal(b"{}", kind="bundle", sender=v.id, recipients=[server.county.public.enc])
+            envelope.seal(
+                b"{}", kind="bundle", sender=v.id, recipients=[server.county.public.enc], signer=v.key
+            )
         )
     else:
         blob = bytearray(
-            envelope.seal(b"{}", kind="push", sender=v.id, recipients=[KeyPair.generate().public.enc])
+            envelope.seal(
+                b"{}", kind="push", sender=v.id, recipients=[KeyPair.generate().public.enc], signer=v.key
+            )
         )
     r = post(server, "/v1/push", bytes(blob))
-    assert r.status_code in (400, 403) and r.json()["error"] in ("malformed", "wrong_county")
+    expected = {
+        "truncate": "malformed",
+        "flip": "signature",
+        "empty": "malformed",
+        "garbage": "malformed",
+        "wrong_type": "malformed",
+        "other_recipient": "wrong_county",
+    }[damage]
+    assert r.status_code in (400, 403) and r.json()["error"] == expected, r.text
     assert last_audit(server.cdb)["endpoint"] == "push"
 
 
@@ -247,7 +259,12 @@ def test_damaged_envelopes(server, stations, damage):
     ],
 )
 def test_malformed_push_payloads(server, stations, payload):
-    blob = envelope.seal(payload, kind="push", sender="x", recipients=[server.county.public.enc])
+    """Signed by an enrolled station, so the payload gets past the envelope and reaches the parser."""
+    v = stations(VILLAGE, "village")
+    payload = payload.replace(b'"from":"x"', b'"from":"' + v.id.encode() + b'"')
+    blob = envelope.seal(
+        payload, kind="push", sender=v.id, recipients=[server.county.public.enc], signer=v.key
+    )
     r = post(server, "/v1/push", blob)
     assert 400 <= r.status_code < 500, r.text
     assert r.json()["error"] in ("malformed", "version")
@@ -310,7 +327,9 @@ def test_rate_limit_answers_429_with_retry_after(make_server, stations):
     statuses = [srv.client.push(v, [seg])[0] for _ in range(3)]
     assert statuses == [200, 200, 200]
     r = post(srv, "/v1/push", v.push_blob(srv.county, [seg]))
-    body = assert_refused(r, 429, "rate", srv.cdb, endpoint="push", station=v.id)
+    # refused before its signature was checked: the audit row names the address, not the claimed station
+    body = assert_refused(r, 429, "rate", srv.cdb, endpoint="push", station="")
+    assert last_audit(srv.cdb)["remote"] == "127.0.0.1"
     assert int(r.headers["Retry-After"]) >= 1 and body["retry_after"] >= 1
     # another station is not affected
     v2 = stations(VILLAGE2, "village")
@@ -360,6 +379,7 @@ def test_pull_refusals(server, stations):
         kind="pull",
         sender=v.id,
         recipients=[server.county.public.enc],
+        signer=v.key,
     )
     assert_refused(post(server, "/v1/pull", bad), 400, "malformed", server.cdb)
     registry.revoke(server.cdb, server.county, v.id)

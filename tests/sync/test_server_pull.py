@@ -11,7 +11,7 @@ from schema import events as K
 from sync import api, envelope
 from sync.errors import ProtocolError
 from sync.messages import open_doc, sign_doc
-from sync.server import pull, registry
+from sync.server import pull, registry, sealed
 from sync.server.config import Settings
 from sync.server.ingest import ingest_segments
 from tests.helpers import COUNTY, TOWN, TOWN2, VILLAGE, VILLAGE2, VILLAGE_T2
@@ -52,6 +52,14 @@ def page_of(county, row, cursor=0, limit=500, max_bytes=10**9):
     # the assembled text is exactly the canonical encoding of what it says
     assert canonical.encode(json.loads(wire["h"])).decode() == wire["h"]
     return doc
+
+
+def open_pull(county, blob):
+    """A sealed pull request as the HTTP handler opens it: (the sender's row, the request)."""
+    row_, opened = sealed.open_from_station(
+        county.cdb, county.county, blob, expect="pull", address="test", max_payload=10**6, window_ms=900_000
+    )
+    return row_, pull.open_pull(county.cdb, county.county, row_, opened)
 
 
 def kinds_by_station(doc):
@@ -120,7 +128,7 @@ def test_pending_counts_follow_the_cursor(county, world):
 def test_on_behalf_return_is_sealed_to_the_village(county, world):
     t1, v1 = world["t1"], world["v1"]
     blob = t1.pull_blob(county.county, 0, behalf=v1.id)
-    req_row, doc = pull.open_pull(county.cdb, county.county, blob)
+    req_row, doc = open_pull(county, blob)
     sealed = pull.answer_pull(county.cdb, county.county, req_row, doc, Settings())
     with pytest.raises(ProtocolError):
         t1.open_return(county.county, sealed)  # the township cannot read it
@@ -134,7 +142,7 @@ def test_on_behalf_return_is_sealed_to_the_village(county, world):
 @pytest.mark.parametrize("who,for_", [("t2", "v1"), ("v2", "v1"), ("t1", "v3")])
 def test_on_behalf_needs_the_covering_township(county, world, who, for_):
     blob = world[who].pull_blob(county.county, 0, behalf=world[for_].id)
-    req_row, doc = pull.open_pull(county.cdb, county.county, blob)
+    req_row, doc = open_pull(county, blob)
     with pytest.raises(ProtocolError) as e:
         pull.answer_pull(county.cdb, county.county, req_row, doc, Settings())
     assert e.value.code == "scope"
@@ -143,20 +151,24 @@ def test_on_behalf_needs_the_covering_township(county, world, who, for_):
 def test_pull_requests_are_verified(county, world):
     v1 = world["v1"]
     with pytest.raises(ProtocolError) as e:
-        pull.open_pull(county.cdb, county.county, v1.pull_blob(county.county, county_code="330523000000"))
+        open_pull(county, v1.pull_blob(county.county, county_code="330523000000"))
     assert e.value.code == "wrong_county"
     for cursor, limit in [(-1, 10), (0, 0), ("0", 10)]:
         doc = json.loads(api.pull_request(v1.key, county=COUNTY, station=v1.id, cursor=0, limit=10)["h"])
         wire = sign_doc({**doc, "cursor": cursor, "limit": limit}, v1.key)
         blob = envelope.seal(
-            canonical.encode(wire), kind="pull", sender=v1.id, recipients=[county.county.public.enc]
+            canonical.encode(wire),
+            kind="pull",
+            sender=v1.id,
+            recipients=[county.county.public.enc],
+            signer=v1.key,
         )
         with pytest.raises(ProtocolError) as e:
-            pull.open_pull(county.cdb, county.county, blob)
+            open_pull(county, blob)
         assert e.value.code == "malformed"
     registry.revoke(county.cdb, county.county, v1.id)
     with pytest.raises(ProtocolError) as e:
-        pull.open_pull(county.cdb, county.county, v1.pull_blob(county.county))
+        open_pull(county, v1.pull_blob(county.county))
     assert e.value.code == "revoked"
 
 
