@@ -8,7 +8,7 @@ import pytest
 
 from schema import events as K
 from schema.events import GENESIS, seal
-from sync import api, bounded, envelope
+from sync import bounded, envelope
 from sync.crypto import KeyPair, unwrap_secret, wrap_secret
 from sync.errors import ProtocolError
 from sync.messages import make_receipt, make_segment, open_receipt, open_segment, segment_header
