@@ -292,8 +292,13 @@ class Action:
         return self.place_refusal(view, actor) or self.precondition(view, actor, at)
 
     def place_refusal(self, view: CaseView, actor: Actor) -> str | None:
-        if actor.role is ADMIN and self.where is not Where.ANYONE:
-            return None if OrgCode(actor.org).covers(view.intake_org) else "该办件不在本单位管辖范围内"
+        if actor.role is ADMIN:
+            # Only the county admin acts on cases (void, approve a void) anywhere in the county; the
+            # administrator of a village or township station manages that station's users only.
+            if actor.level is not Level.COUNTY:
+                return "本站管理员只管理本站用户，不办理办件"
+            if self.where is not Where.ANYONE:
+                return None if OrgCode(actor.org).covers(view.intake_org) else "该办件不在本单位管辖范围内"
         at_holder, at_intake = actor.org == view.holder_org, actor.org == view.intake_org
         if self.where is Where.HOLDER:
             ok = at_holder

@@ -688,6 +688,15 @@ def test_voiding_an_accepted_case_is_a_request_approved_above(chains):
     assert (c.view.state, c.view.result_code) == (State.VOIDED, "2")
 
 
+def test_a_village_or_township_admin_does_not_act_on_cases(chains):
+    c = accepted(chains, DIBAO)
+    village_admin = Who("admin", VILLAGE, "v-admin")
+    assert c.refused(K.CASE_VOIDED, village_admin, reason="x") == "本站管理员只管理本站用户，不办理办件"
+    c.do(K.CASE_VOID_REQUESTED, AGENT, reason="申请人撤回")
+    assert c.refused(K.CASE_VOID_APPROVED, Who("admin", TOWN, "t-admin")) == "本站管理员只管理本站用户，不办理办件"
+    assert c.offered(village_admin) == set()
+
+
 def test_county_admin_voids_directly_anywhere_in_the_county(chains):
     c = at_county(chains)
     c.do(K.CASE_SPECIAL_STARTED, REVIEWER, procedure="verification", reason="入户核查", days=3, until="2026-03-09")

@@ -49,7 +49,7 @@ class Void(Action):
     fields = (REASON, ENTRY_ERROR)
 
     def precondition(self, view: CaseView, actor: Actor, at: str) -> str | None:
-        if actor.role is Role.ADMIN:
+        if actor.role is Role.ADMIN:  # the county admin (place_refusal refuses any other admin)
             return None
         if view.accepted_at is not None:
             return "办件已受理，作废须提交作废申请，由上级审批"
