@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from schema.case import RATING_LABELS, CaseView, MaterialStatus, ResultCode, State
+from schema.cliparse import human_time
 from schema.errors import UserError, ValidationError
-from schema.org import Level, parse_role
+from schema.org import Level, complete_org_code, parse_role
 from schema.validation import mask_id_number, mask_phone
 from station.config import DataDir
 from station.services import cases, queries, users
@@ -52,6 +53,7 @@ def _secret(env: str, prompt: str, confirm: bool = False) -> str:
 
 
 def _login(args) -> str:
+    DataDir(args.data_dir).require_station()  # a mistyped --data-dir: say so, not "key file damaged"
     login = args.login or os.environ.get("STATION_USER")
     if login:
         return login
@@ -73,12 +75,16 @@ def _session(args) -> Session:
 
 def init(args, out: Output) -> None:
     role = parse_role(args.role)
+    org = complete_org_code(args.org)
+    login = args.login or os.environ.get("STATION_USER")
+    if not login:
+        raise ValidationError("请用 --user 给出第一个用户的登录名，如 --user zhang", field="login")
     pin = _secret("STATION_PIN", "设置PIN（至少6位）：", confirm=True)
-    with init_station(args.data_dir, org=args.org, name=args.name, login=args.init_login, role=role, pin=pin,
+    with init_station(args.data_dir, org=org, name=args.name, login=login, role=role, pin=pin,
                       user_name=args.user_name, station_no=args.station_no) as s:
         cfg = s.config
-        out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": args.init_login},
-                 f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {args.init_login}（{role.label}）")
+        out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": login},
+                 f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {login}（{role.label}）")
 
 
 def user_add(args, out: Output) -> None:
@@ -183,7 +189,7 @@ def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
         f"办件编号：{d['case_no']}    状态：{d['state_label']}",
         f"事项：{d['item_name']}（{d['item_code']}）",
         f"申请人：{a.get('name')}  {a.get('gender', '')}  身份证号：{a.get('id_number')}  电话：{a.get('phone') or '—'}",
-        f"收件：{d['registered_at']}    受理：{d['accepted_at'] or '—'}    承诺办结：{due}",
+        f"收件：{human_time(d['registered_at'])}    受理：{human_time(d['accepted_at'])}    承诺办结：{due}",
         f"当前经办：{Level(d['holder_level']).label} {d['holder_org']}",
         f"材料：{mats}",
     ]
@@ -194,7 +200,7 @@ def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
     for r in d["ratings"]:
         lines.append(f"{'追评' if r['follow_up'] else '评价'}：{RATING_LABELS[r['level']]} {r['comment']}")
     for c in d["conflicts"]:
-        lines.append(f"冲突：{c['at']} {c['kind']}：{c['reason']}")
+        lines.append(f"冲突：{human_time(c['at'])} {c['kind']}：{c['reason']}")
     if timeline:
         lines.append("全程记录：")
         lines.extend("  " + t for t in timeline)
@@ -380,7 +386,7 @@ def sync_status(args, out: Output) -> None:
     data = {**st.to_dict(), "history": rows}
     lines = [st.text()]
     for r in rows:
-        lines.append(f"  {r['started_at'][:16].replace('T', ' ')}  {r['outcome']:<11} 上传 {r['pushed']} "
+        lines.append(f"  {human_time(r['started_at'])}  {r['outcome']:<11} 上传 {r['pushed']} "
                      f"下载 {r['pulled']}  {r['message']}")
     out.emit(data, "\n".join(lines))
 
