@@ -409,3 +409,25 @@ def bundle_import(args, out: Output) -> int:
         print("错误：" + "；".join(result.problems), file=sys.stderr)
         return EXIT_REFUSED
     return 0
+
+
+# -- backup and restore ---------------------------------------------------------------------------
+
+
+def backup(args, out: Output) -> None:
+    from station.services.backup import create_backup
+
+    with _session(args) as s:
+        result = create_backup(s, args.path)
+    out.emit(result.to_dict(), result.text())
+
+
+def restore(args, out: Output) -> None:
+    from station.services.backup import restore_backup
+
+    login = args.login or os.environ.get("STATION_USER")
+    if not login:
+        raise ValidationError("请用 --user 给出备份中某个用户的登录名（恢复时要用该用户的PIN打开备份）", field="login")
+    pin = _secret("STATION_PIN", f"备份中用户 {login} 的PIN：")
+    result = restore_backup(args.path, args.data_dir, login, pin, replace=args.replace)
+    out.emit(result.to_dict(), result.text())

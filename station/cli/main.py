@@ -193,6 +193,20 @@ def build_parser() -> ChineseParser:
     s.add_argument("path", metavar="PATH", help="同步文件，或存放同步文件的文件夹")
     s.set_defaults(func=commands.bundle_import)
 
+    s = sub.add_parser(
+        "backup", help="备份整个工作站到一个加密文件（通常放在U盘上；同步进行中也可以备份）",
+        epilog="备份文件已加密，恢复时需要本站某个用户的登录名和PIN。文件名含单位代码、站号和时间。")
+    s.add_argument("path", metavar="PATH", help="U盘上的文件夹（自动命名），或备份文件名")
+    s.set_defaults(func=commands.backup)
+    s = sub.add_parser(
+        "restore", help="从备份文件恢复工作站（先完整校验，原数据保留在旁边）",
+        epilog="例：station --data-dir D restore E:\\330522101001-01_20261128-1336.station-backup --user zhang\n"
+               "恢复前校验备份的校验码、数据库完整性和全部哈希链，任何一项不通过都不做改动；"
+               "原数据目录改名为“目录名.before-restore-时间”保留。")
+    s.add_argument("path", metavar="FILE", help="备份文件（*.station-backup）")
+    s.add_argument("--replace", action="store_true", help="数据目录中已有工作站时，确认用备份替换它")
+    s.set_defaults(func=commands.restore)
+
     sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
     s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")
     s.add_argument("--cases", type=int, default=200, help="办件数量（最多100000）")
