@@ -1,8 +1,8 @@
 """USB bundles: the same signed segments and county pages, carried as files.
 
-Every file is one sealed envelope (``sync.envelope``) with an opaque random name ending in
-``.cvs``: nothing on the stick is readable without a recipient's private key, and a lost stick
-shows only file sizes.
+Every file is one sealed envelope (``sync.envelope``) ending in ``.cvs``, named after the
+station and the time (``sync.filenames``): nothing on the stick is readable without a
+recipient's private key, and a lost stick shows only which stations' files it carried.
 
 ``export_bundle`` writes:
 
@@ -24,8 +24,8 @@ shows only file sizes.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,11 @@ from station.store.atomicfile import atomic_write
 from sync import envelope
 from sync.crypto import unb64
 from sync.errors import ProtocolError
+from sync.filenames import ANSWER, SUFFIX, UPLOAD, bundle_name
 from sync.messages import VERSION
 
-SUFFIX = ".cvs"
+log = logging.getLogger("station.sync")
+
 MAX_FILE = 256 * 1024 * 1024
 
 
@@ -127,8 +129,9 @@ def _check_can_sync(session) -> tuple[Any, I.County]:
     return key, county
 
 
-def _opaque_name() -> str:
-    return secrets.token_hex(8) + SUFFIX
+def _return_name(session, station: str) -> str:
+    entry = registry.lookup(session.db, station)
+    return bundle_name(entry.org if entry else station[:8], clock.now(), ANSWER)
 
 
 def _target(path: Path) -> tuple[Path, Path | None]:
@@ -171,14 +174,17 @@ def export_bundle(session, path: str | Path) -> ExportResult:
         "acked": I.acked(session),
     }
     blob = envelope.seal(canonical.encode(payload), kind="bundle", sender=own, recipients=recipients)
-    target = explicit or directory / _opaque_name()
+    cfg = session.config
+    target = explicit or directory / bundle_name(cfg.org, clock.now(), UPLOAD, station_no=cfg.station_no)
     _write(target, blob)
     out.files.append(target)
-    for (data,) in session.db.execute_sql("SELECT blob FROM relay_return ORDER BY station"):
-        f = directory / _opaque_name()
+    for station, data in session.db.execute_sql("SELECT station, blob FROM relay_return ORDER BY station"):
+        f = directory / _return_name(session, station)
         _write(f, bytes(data))
         out.files.append(f)
         out.returns += 1
+    log.info("bundle exported: events=%d segments=%d relayed=%d returns=%d", out.events, out.segments,
+             out.relayed_segments, out.returns)
     return out
 
 
