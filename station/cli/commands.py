@@ -431,3 +431,12 @@ def restore(args, out: Output) -> None:
     pin = _secret("STATION_PIN", f"备份中用户 {login} 的PIN：")
     result = restore_backup(args.path, args.data_dir, login, pin, replace=args.replace)
     out.emit(result.to_dict(), result.text())
+
+
+def self_test(args, out: Output) -> int:
+    from station.services.selftest import run
+
+    report = run(None if args.json else lambda step: print(f"自检：{step}……", flush=True),
+                 keep=args.keep)
+    out.emit(report.to_dict(), report.text())
+    return 0 if report.ok else 1

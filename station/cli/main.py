@@ -207,6 +207,12 @@ def build_parser() -> ChineseParser:
     s.add_argument("--replace", action="store_true", help="数据目录中已有工作站时，确认用备份替换它")
     s.set_defaults(func=commands.restore)
 
+    s = sub.add_parser("self-test", help="自检：在临时文件夹中建站、收件、导出、校验、备份恢复、打开界面，然后全部删除",
+                       epilog="退出码：0 自检通过；1 未通过（会说明哪一步出错）。不需要网络，不改动本机的工作站数据。")
+    s.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="不删除：在这个（空）文件夹中进行自检并保留结果，供技术人员查看")
+    s.set_defaults(func=commands.self_test)
+
     sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
     s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")
     s.add_argument("--cases", type=int, default=200, help="办件数量（最多100000）")
