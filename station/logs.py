@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
 from station.config import DataDir
@@ -35,6 +36,20 @@ class _Handler(logging.handlers.RotatingFileHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
         pass  # a full disk or a lost USB drive must not put a traceback on the screen
+
+
+def release(root: Path) -> bool:
+    """Close this process's log files inside ``root`` (Windows cannot rename a folder holding an open file)."""
+    inside = str(root.resolve())
+    released = False
+    logger = logging.getLogger()
+    for h in list(logger.handlers):
+        name = getattr(h, "baseFilename", None)
+        if name and (name == inside or name.startswith(inside + os.sep)):
+            logger.removeHandler(h)
+            h.close()
+            released = True
+    return released
 
 
 def setup(data: DataDir) -> Path | None:

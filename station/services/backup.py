@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from schema import canonical
 from schema.errors import UserError, ValidationError
-from station import clock
+from station import clock, logs
 from station.config import CONFIG_FILE, DB_FILE, SLOTS_FILE, DataDir, StationConfig
 from station.session import Session
 from station.store.atomicfile import fsync_dir
@@ -329,11 +329,16 @@ def restore_backup(path: str | Path, data_dir: str | Path, login: str, pin: str,
         session.close()
         session = None
         aside = None
-        if target.root.exists():
-            aside = parent / f"{target.root.name}.before-restore-{stamp}"
-            os.replace(target.root, aside)
-        os.replace(staging, target.root)
-        fsync_dir(parent)
+        logging_here = logs.release(target.root)
+        try:
+            if target.root.exists():
+                aside = parent / f"{target.root.name}.before-restore-{stamp}"
+                os.replace(target.root, aside)
+            os.replace(staging, target.root)
+            fsync_dir(parent)
+        finally:
+            if logging_here:
+                logs.setup(target)
     except BaseException:
         if session is not None:
             session.close()

@@ -244,7 +244,7 @@ class StationApp(App[None]):
         self.notify(f"已闲置{minutes}分钟，工作站已自动锁定", title="已锁定")
         return True
 
-    def lock(self) -> None:
+    def lock(self, login: str | None = None) -> None:
         """Close the database and forget the key (on the session thread), then show the unlock screen."""
         from station.ui.screens.unlock import UnlockScreen
 
@@ -252,10 +252,21 @@ class StationApp(App[None]):
         if session is not None:
             # Queued after whatever the session thread is doing: a write in progress finishes first.
             self.run_worker(self.db(session.close), group="lock", exit_on_error=True)
-        login = session.user.login if session is not None else None
+        login = session.user.login if session is not None else login
         self._reset_to(UnlockScreen(login=login))
         self.refresh_bindings()
         self.post_message(Locked())
+
+    async def close_session(self) -> None:
+        """Close the session and wait until it is closed (before the data folder is replaced)."""
+        session, self.session = self.session, None
+        if session is not None:
+            await self.db(session.close)
+        if self._log_handler is not None:  # the folder may be renamed: let go of its log file
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        self.refresh_bindings()
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ PIN_FIELDS = {"pin", "pin2"}
 
 
 def load(session: Any) -> dict[str, Any]:
-    from station.services import admin
+    from station.services import admin, backup
 
     return {
         "info": admin.station_info(session),
@@ -41,6 +41,7 @@ def load(session: Any) -> dict[str, Any]:
         "roles": admin.manageable_roles(session),
         "can_settings": admin.can_change_settings(session),
         "audit": admin.id_views(session),
+        "last_backup": backup.last_backup(session),
     }
 
 
@@ -67,6 +68,19 @@ def disable_user(session: Any, login: str) -> None:
     from station.services import admin
 
     admin.disable_user(session, login)
+
+
+def make_backup(session: Any, folder: Path) -> Any:
+    from station.services.backup import create_backup
+
+    return create_backup(session, folder)
+
+
+def enrolled_county(session: Any) -> str | None:
+    from station.replication import identity
+
+    county = identity.county(session)
+    return county.code if county else None
 
 
 def save_settings(session: Any, county_url: str, idle_lock_minutes: str) -> Any:
@@ -132,6 +146,8 @@ class AdminScreen(Screen[None]):
         Binding("x", "disable_user", "停用", key_display="X"),
         Binding("p", "reset_pin", "重置PIN", key_display="P"),
         Binding("d", "enroll", "登记到县中心", key_display="D"),
+        Binding("b", "backup", "备份到U盘", key_display="B"),
+        Binding("r", "restore", "从备份恢复", key_display="R"),
         Binding("ctrl+s", "save_settings", "保存设置"),
     ]
 
@@ -153,8 +169,11 @@ class AdminScreen(Screen[None]):
                     yield Button("重置PIN P", id="user-reset", compact=True)
             with TabPane("2 工作站", id="admin-station"), VerticalScroll():
                 yield Static("正在读取……", id="station-info")
+                yield Static("", id="station-backup", classes="admin-note", markup=False)
                 with Horizontal(classes="admin-buttons"):
                     yield Button("登记到县中心 D", id="station-enroll", compact=True)
+                    yield Button("备份到U盘 B", id="station-backup-now", compact=True)
+                    yield Button("从备份恢复 R", id="station-restore", compact=True)
             with TabPane("3 设置", id="admin-settings"), VerticalScroll():
                 yield Static("", id="settings-note", classes="admin-note", markup=False)
                 with Horizontal(classes="admin-row"):
@@ -205,8 +224,11 @@ class AdminScreen(Screen[None]):
 
     async def _load(self) -> None:
         app: Any = self.app
+        session = app.session
+        if session is None:  # locked (or being restored) since the reload was asked for
+            return
         try:
-            data = await app.db(load, app.session)
+            data = await app.db(load, session)
         except Exception as exc:  # noqa: BLE001 - shown by the app
             app.show_error(exc)
             return
@@ -218,6 +240,11 @@ class AdminScreen(Screen[None]):
         self._fill_users()
         info = data["info"]
         self.query_one("#station-info", Static).update(info_text(info))
+        last = data.get("last_backup")
+        self.query_one("#station-backup", Static).update(
+            f"上次备份：{when(last)}。" if last else "本站还没有备份过。"
+            "备份文件已加密，建议每周备份到U盘一次，U盘另处保管。"
+        )
         self._fill_settings(data, first)
         self._fill_audit()
         self.refresh_bindings()
@@ -324,7 +351,7 @@ class AdminScreen(Screen[None]):
             return True if user is not None and user.manageable and not user.disabled else None
         if action == "save_settings":
             return tab == "admin-settings" and self.data["can_settings"]
-        if action == "enroll":
+        if action in ("enroll", "backup", "restore"):
             return tab == "admin-station"
         return True
 
@@ -483,6 +510,72 @@ class AdminScreen(Screen[None]):
         if result is not None:
             self.reload()
 
+    @on(Button.Pressed, "#station-backup-now")
+    def _backup_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_backup()
+
+    @on(Button.Pressed, "#station-restore")
+    def _restore_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_restore()
+
+    def action_backup(self) -> None:
+        self._run(self._backup)
+
+    async def _backup(self) -> None:
+        from station.ui.screens.file_picker import FilePickerScreen
+
+        app: Any = self.app
+        folder = await app.push_screen_wait(FilePickerScreen(
+            "备份到U盘：选择文件夹", mode="dir",
+            prompt="选择U盘上的文件夹。备份文件已加密，只能用本站用户的PIN恢复。"))
+        if folder is None:
+            return
+        result = await app.db(make_backup, app.session, folder)
+        app.notify(result.text(), title="备份完成", timeout=10, markup=False)
+        app.refresh_home()
+        self.reload()
+
+    def action_restore(self) -> None:
+        self._run(self._restore)
+
+    async def _restore(self) -> None:
+        import asyncio
+
+        from station.services.backup import SUFFIX, restore_backup
+        from station.ui.screens.file_picker import FilePickerScreen
+
+        app: Any = self.app
+        ok = await app.push_screen_wait(ConfirmDialog(
+            "用备份文件替换本工作站的全部数据。恢复前会完整校验备份，不通过就不做任何改动；"
+            "原来的数据不删除，保留在数据目录旁边。\n备份之后新登记、又没有同步的记录会不在恢复后的数据里。",
+            title="从备份恢复", yes="选择备份文件"))
+        if not ok:
+            return
+        path = await app.push_screen_wait(FilePickerScreen(
+            "从备份恢复：选择备份文件", mode="file", suffixes=(SUFFIX,),
+            prompt="选择U盘上的备份文件（*.station-backup）"))
+        if path is None:
+            return
+        me = app.session.user.login
+        values = await app.push_screen_wait(PinFormDialog("从备份恢复", [
+            Field("login", "备份中的登录名", required=True, default=me, max_length=32),
+            Field("pin", "该用户备份时的PIN", required=True, max_length=32),
+        ], ok_label="恢复", prompt="恢复时工作站会先锁定；恢复后请用备份中的PIN登录。"))
+        if values is None:
+            return
+        await app.close_session()
+        try:
+            result = await asyncio.to_thread(restore_backup, path, app.data.root, values["login"],
+                                             values["pin"], replace=True)
+        except Exception as exc:  # noqa: BLE001 - nothing was replaced; shown, and back to the lock screen
+            app.show_error(exc)
+            app.lock(login=me)  # last: it removes this screen (and this worker with it)
+            return
+        app.notify(result.text(), title="恢复完成", timeout=20, markup=False)
+        app.lock(login=values["login"])
+
     # -- settings ---------------------------------------------------------------------------------
 
     @on(Button.Pressed, "#settings-save")
@@ -517,6 +610,9 @@ class AdminScreen(Screen[None]):
         url = self.query_one("#county-url", Input).value
         minutes = self.query_one("#idle-minutes", Input).value
         try:
+            if url.strip() and url.strip().rstrip("/") != app.session.config.county_url:
+                if not await self._county_answers(url.strip()):
+                    return
             cfg = await app.db(save_settings, app.session, url, minutes)
         except UserError as exc:
             if exc.field in ("county_url", "idle_lock_minutes"):
@@ -529,6 +625,23 @@ class AdminScreen(Screen[None]):
         app.touch()  # the new idle time counts from now
         app.notify("设置已保存", title="设置")
         self.reload()
+
+    async def _county_answers(self, url: str) -> bool:
+        """Probe a new county address before saving it; False when it must not (or need not) be saved."""
+        import asyncio
+
+        from station.services.admin import probe_county_url
+
+        app: Any = self.app
+        self._say("county_url", "正在连接县中心核对地址……")
+        code = await app.db(enrolled_county, app.session)
+        note = await asyncio.to_thread(probe_county_url, code, url)  # the network, off the session thread
+        self._say("county_url", "")
+        if not note:
+            return True
+        return bool(await app.push_screen_wait(ConfirmDialog(
+            f"{note}\n可能只是现在没有网络。确认地址无误（按县中心的通知填写）时，仍可保存。",
+            title="无法核对县中心地址", yes="仍然保存", no="不保存")))
 
     # -- audit ------------------------------------------------------------------------------------
 
