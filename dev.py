@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,14 @@ def demo(extra: list[str]) -> int:
 
     First run: ``station demo-data --county`` builds ``demo-data/county.db`` (the county
     center) and ``demo-data/station`` (enrolled, synced). Each run serves the county center
-    on a free local port for as long as the station's UI is open.
+    on a free local port for as long as the county office's UI is open.
+
+    ``--township``: also a township station (城关镇, ``demo-data/township``, enrolled and synced
+    the first time) in a second window: a new tmux window inside tmux, a new console window on
+    Windows; elsewhere the command to paste into a second terminal is printed.
     """
+    township = "--township" in extra
+    extra = [a for a in extra if a != "--township"]
     station_dir = DEMO_DIR / "station"
     env = dict(os.environ, STATION_PIN=DEMO_PIN, COUNTY_PASSPHRASE=DEMO_PASSPHRASE)
     if not (station_dir / "station.json").exists():
@@ -74,18 +81,59 @@ def demo(extra: list[str]) -> int:
         if not m:
             print("县中心未能启动，见 demo-data/county-center.log", file=sys.stderr)
             return 1
-        config = station_dir / "station.json"
-        doc = json.loads(config.read_text(encoding="utf-8"))
-        doc["county_url"] = m.group(0)  # this run's port
-        config.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
-        print(f"\n演示县中心：{m.group(0)}（按 F9 同步）", flush=True)
-        print(f"演示县工作站：登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}\n", flush=True)
+        url = m.group(0)
+        _point_at(station_dir, url)
+        print(f"\n演示县中心：{url}（关闭县工作站的界面时一并停止）", flush=True)
+        print(f"县工作站：登录名 admin（管理员）或 shenpi（审批人员），PIN {DEMO_PIN}；F9 同步，Ctrl+Q 退出", flush=True)
+        if township:
+            _township(url, db, env)
+        print(flush=True)
         # The terminal UI; the PIN is typed on its unlock screen, not taken from the environment.
         ui_env = {k: v for k, v in os.environ.items() if k != "STATION_PIN"}
         return subprocess.run([str(BIN / "station"), "--data-dir", str(station_dir), *extra], env=ui_env).returncode
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _point_at(station_dir: Path, url: str) -> None:
+    """This run's county address (a new port each run) into the station's settings."""
+    config = station_dir / "station.json"
+    doc = json.loads(config.read_text(encoding="utf-8"))
+    doc["county_url"] = url
+    config.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+
+
+TOWNSHIP_ORG = "330522101000"  # 城关镇 of the demo county (station/services/demo.py)
+
+
+def _township(url: str, db: str, env: dict[str, str]) -> None:
+    """The township station beside the county office's: set up once, then opened in a second window."""
+    folder = DEMO_DIR / "township"
+    station = str(BIN / "station")
+    if not (folder / "station.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        run = dict(check=True, env=env, stdout=subprocess.PIPE)
+        code = json.loads(subprocess.run([str(BIN / "county-center"), "--db", db, "enroll", "--org", TOWNSHIP_ORG,
+                                          "--role", "township", "--name", "城关镇便民服务中心（演示）", "--json"],
+                                         **run).stdout)["code"]
+        subprocess.run([station, "--data-dir", str(folder), "init", "--org", TOWNSHIP_ORG, "--station-no", "2",
+                        "--name", "城关镇便民服务中心", "--user", "chuangkou", "--role", "clerk",
+                        "--user-name", "窗口员"], **run)
+        subprocess.run([station, "--data-dir", str(folder), "enroll", "--server", url, "--code", code], **run)
+        subprocess.run([station, "--data-dir", str(folder), "sync"], **run)
+    _point_at(folder, url)
+    command = [station, "--data-dir", str(folder)]
+    print(f"乡镇工作站（城关镇）：登录名 chuangkou（窗口人员），PIN {DEMO_PIN}", flush=True)
+    if os.name == "nt":  # a new console window
+        subprocess.Popen(["cmd", "/c", "start", "乡镇工作站", "cmd", "/k", *command])
+        print("乡镇工作站已在另一个窗口打开；在其中按 Ctrl+Q 退出", flush=True)
+    elif os.environ.get("TMUX") and shutil.which("tmux"):
+        subprocess.run(["tmux", "new-window", "-d", "-n", "township", " ".join(map(shlex.quote, command))],
+                       check=False)
+        print("乡镇工作站已在 tmux 的 township 窗口打开：按 Ctrl+B 再按 N 切换窗口；在其中按 Ctrl+Q 退出", flush=True)
+    else:
+        print("请另开一个终端窗口，运行：\n  " + " ".join(map(shlex.quote, command)), flush=True)
 
 
 def test(extra: list[str]) -> int:
