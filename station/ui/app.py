@@ -40,11 +40,10 @@ SESSION_ACTIONS = frozenset(
 
 
 def records_waiting(session: Session) -> int:
-    """On the session thread: records the county has not received that a sync or USB export could send."""
+    """On the session thread: what leaving with Ctrl+Q asks about."""
     from station.replication.status import sync_status
 
-    st = sync_status(session)
-    return st.pending if st.enrolled and not st.revoked else 0
+    return sync_status(session).sendable
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -202,3 +202,25 @@ async def test_the_home_screen_reminds_when_the_last_backup_is_old(village, make
         await unlock(pilot)
         await settle(pilot)
         assert "未备份" not in text_of(app.screen.query_one("#home-sync"))
+
+
+async def test_a_new_pc_restores_a_backup_from_the_first_run_wizard(village, make_app, tmp_path):
+    with open_station(village, "agent1", PIN) as s:
+        made = B.create_backup(s, tmp_path / "usb").path
+    new_pc = tmp_path / "new-pc"
+    app = make_app(new_pc)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.click("#mode-restore")
+        await pick(pilot, made)
+        await until(pilot, lambda: isinstance(app.screen, FormDialog))
+        form = app.screen
+        form.query_one("#field-login", Input).value = "agent1"
+        form.query_one("#field-pin", Input).value = PIN
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, UnlockScreen), tries=2000)
+        await settle(pilot)
+        await unlock(pilot)
+        with open_station(village, "agent1", PIN) as original:
+            assert app.session.config.station_id == original.config.station_id
+    assert pending(new_pc) == pending(village)

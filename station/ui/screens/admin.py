@@ -21,12 +21,12 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from schema.errors import UserError
-from station.ui.screens.dialogs import ConfirmDialog, Field, FormDialog
+from station.ui.screens.dialogs import ConfirmDialog, Field
+from station.ui.screens.restore import PinFormDialog
 from station.ui.widgets.footer import StationFooter
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
 TABS = ["admin-users", "admin-station", "admin-settings", "admin-audit"]
-PIN_FIELDS = {"pin", "pin2"}
 
 
 # -- on the session thread -----------------------------------------------------------------------------
@@ -90,16 +90,6 @@ def save_settings(session: Any, county_url: str, idle_lock_minutes: str) -> Any:
 
 
 # -- dialogs -------------------------------------------------------------------------------------------
-
-
-class PinFormDialog(FormDialog):
-    """The shared form dialog, with the PIN fields masked."""
-
-    def _widget(self, f: Field):
-        widget = super()._widget(f)
-        if f.key in PIN_FIELDS:
-            widget.password = True
-        return widget
 
 
 def when(iso: str) -> str:
@@ -541,40 +531,11 @@ class AdminScreen(Screen[None]):
         self._run(self._restore)
 
     async def _restore(self) -> None:
-        import asyncio
-
-        from station.services.backup import SUFFIX, restore_backup
-        from station.ui.screens.file_picker import FilePickerScreen
+        from station.ui.screens.restore import EXPLAIN, restore_flow
 
         app: Any = self.app
-        ok = await app.push_screen_wait(ConfirmDialog(
-            "用备份文件替换本工作站的全部数据。恢复前会完整校验备份，不通过就不做任何改动；"
-            "原来的数据不删除，保留在数据目录旁边。\n备份之后新登记、又没有同步的记录会不在恢复后的数据里。",
-            title="从备份恢复", yes="选择备份文件"))
-        if not ok:
-            return
-        path = await app.push_screen_wait(FilePickerScreen(
-            "从备份恢复：选择备份文件", mode="file", suffixes=(SUFFIX,),
-            prompt="选择U盘上的备份文件（*.station-backup）"))
-        if path is None:
-            return
-        me = app.session.user.login
-        values = await app.push_screen_wait(PinFormDialog("从备份恢复", [
-            Field("login", "备份中的登录名", required=True, default=me, max_length=32),
-            Field("pin", "该用户备份时的PIN", required=True, max_length=32),
-        ], ok_label="恢复", prompt="恢复时工作站会先锁定；恢复后请用备份中的PIN登录。"))
-        if values is None:
-            return
-        await app.close_session()
-        try:
-            result = await asyncio.to_thread(restore_backup, path, app.data.root, values["login"],
-                                             values["pin"], replace=True)
-        except Exception as exc:  # noqa: BLE001 - nothing was replaced; shown, and back to the lock screen
-            app.show_error(exc)
-            app.lock(login=me)  # last: it removes this screen (and this worker with it)
-            return
-        app.notify(result.text(), title="恢复完成", timeout=20, markup=False)
-        app.lock(login=values["login"])
+        if await app.push_screen_wait(ConfirmDialog(EXPLAIN, title="从备份恢复", yes="选择备份文件")):
+            await restore_flow(app, login=app.session.user.login)
 
     # -- settings ---------------------------------------------------------------------------------
 
