@@ -423,11 +423,15 @@ def backup(args, out: Output) -> None:
 
 
 def restore(args, out: Output) -> None:
-    from station.services.backup import restore_backup
+    from station.services.backup import backup_logins, restore_backup
 
     login = args.login or os.environ.get("STATION_USER")
     if not login:
-        raise ValidationError("请用 --user 给出备份中某个用户的登录名（恢复时要用该用户的PIN打开备份）", field="login")
+        logins = backup_logins(args.path)
+        if len(logins) != 1:
+            raise ValidationError("请用 --user 指定备份中的一个用户（恢复时要用该用户的PIN打开备份）："
+                                  + "、".join(logins), field="login")
+        login = logins[0]
     pin = _secret("STATION_PIN", f"备份中用户 {login} 的PIN：")
     result = restore_backup(args.path, args.data_dir, login, pin, replace=args.replace)
     out.emit(result.to_dict(), result.text())

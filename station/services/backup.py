@@ -290,6 +290,17 @@ def _check(staging: Path, manifest: dict[str, Any], login: str, pin: str) -> tup
     return session, report.events
 
 
+def backup_logins(path: str | Path) -> list[str]:
+    """The active users' logins in a backup (to ask for one), read without unlocking anything."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            _read_manifest(z)
+            doc = json.loads(z.read(SLOTS_FILE).decode("utf-8"))
+        return [u["login"] for u in doc["users"] if not u.get("disabled")]
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise BackupError(f"无法读取备份文件 {path}（不存在、不完整或不是工作站备份）") from None
+
+
 def restore_backup(path: str | Path, data_dir: str | Path, login: str, pin: str, *,
                    replace: bool = False) -> RestoreResult:
     """Verify the backup at ``path`` completely, then make it the station in ``data_dir``.

@@ -227,7 +227,7 @@ def test_backup_and_restore_commands(tmp_path, capsys, monkeypatch, now, cli_log
     assert Path(made).exists()
     assert main(["restore", made, "--data-dir", str(data), "--user", "agent1"]) == 2
     assert "--replace" in capsys.readouterr().err
-    assert main(["restore", made, "--data-dir", str(data), "--user", "agent1", "--replace"]) == 0
+    assert main(["restore", made, "--data-dir", str(data), "--replace"]) == 0  # its one user: no --user needed
     out = capsys.readouterr().out
     assert "校验全部通过" in out and "before-restore" in out
     assert main(["--data-dir", str(data), "backup", str(data)]) == 2  # not inside the station itself
