@@ -48,7 +48,7 @@ from station.config import CONFIG_FILE, DB_FILE, SLOTS_FILE, DataDir, StationCon
 from station.session import Session
 from station.store.atomicfile import fsync_dir
 from station.store.db import key_pragma, open_database, translate_errors
-from station.store.keyslots import KeySlots
+from station.store.keyslots import KeySlots, WrongPin
 from station.store.migrate import migrate
 from station.store.store import Store
 
@@ -269,7 +269,10 @@ def _check(staging: Path, manifest: dict[str, Any], login: str, pin: str) -> tup
     slots = KeySlots.load(data.slots)
     if not (manifest.get("station_id") == slots.station_id == config.station_id):
         raise BackupError("备份文件的各部分不属于同一个工作站（可能被改动），未做任何改动")
-    user, key = slots.unlock(login, pin)
+    try:
+        user, key = slots.unlock(login, pin)
+    except WrongPin:  # the count is kept in the discarded copy: "还可尝试N次" would not be true
+        raise BackupError(f"PIN不正确：请输入 {login} 在备份时使用的PIN。未做任何改动") from None
     if not hmac.compare_digest(_mac(key, manifest), manifest["mac"]):
         key[:] = bytes(len(key))
         raise BackupError("备份文件的校验码不符（已损坏或被改动），未做任何改动")
@@ -287,6 +290,8 @@ def _check(staging: Path, manifest: dict[str, Any], login: str, pin: str) -> tup
     if not report.ok:
         session.close()
         raise BackupError("备份文件校验未通过，未做任何改动：" + "；".join(report.problems[:3]))
+    with session.store.writing():  # the restored station is that backup: the reminder counts from it
+        session.store.set_meta(LAST_BACKUP, str(manifest.get("created_at", "")))
     return session, report.events
 
 

@@ -17,7 +17,6 @@ from station.replication.runner import sync_now
 from station.services import backup as B
 from station.services.verify import verify_station
 from station.session import unlock
-from station.store.keyslots import WrongPin
 from tests.helpers import PIN, VILLAGE, VILLAGE2, case_rows, differ, make_station
 from tests.station.sync_kit import check_marks, enrolled_station, ok, register_case
 from tests.station.test_privacy import leaks
@@ -153,7 +152,7 @@ def test_a_tampered_backup_is_refused_and_nothing_is_replaced(station, tmp_path,
         assert "未做任何改动" in e.value.message, (label, e.value.message)
         assert snapshot(root) == before, label
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".station")) == [], label
-    with pytest.raises(WrongPin):
+    with pytest.raises(B.BackupError, match="PIN不正确"):
         B.restore_backup(good, root, "agent1", differ(PIN), replace=True)
     assert snapshot(root) == before
     assert not (tmp_path / "evil.txt").exists()

@@ -215,7 +215,7 @@ async def test_a_new_pc_restores_a_backup_from_the_first_run_wizard(village, mak
         await pick(pilot, made)
         await until(pilot, lambda: isinstance(app.screen, FormDialog))
         form = app.screen
-        form.query_one("#field-login", Input).value = "agent1"
+        assert "agent1" in str(form.query_one("#field-login").pressed_button.label)  # its only user, chosen
         form.query_one("#field-pin", Input).value = PIN
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, UnlockScreen), tries=2000)

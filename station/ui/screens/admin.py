@@ -231,10 +231,8 @@ class AdminScreen(Screen[None]):
         info = data["info"]
         self.query_one("#station-info", Static).update(info_text(info))
         last = data.get("last_backup")
-        self.query_one("#station-backup", Static).update(
-            f"上次备份：{when(last)}。" if last else "本站还没有备份过。"
-            "备份文件已加密，建议每周备份到U盘一次，U盘另处保管。"
-        )
+        done = f"上次备份：{when(last)}。" if last else "本站还没有备份过。"
+        self.query_one("#station-backup", Static).update(done + "备份文件已加密，建议每周备份到U盘一次，U盘另处保管。")
         self._fill_settings(data, first)
         self._fill_audit()
         self.refresh_bindings()

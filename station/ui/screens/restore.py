@@ -28,7 +28,7 @@ class PinFormDialog(FormDialog):
 
 async def restore_flow(app: Any, *, login: str = "") -> bool:
     """Ask for the file and the PIN, close any session, restore. True when the station was replaced."""
-    from station.services.backup import SUFFIX, restore_backup
+    from station.services.backup import SUFFIX, backup_logins, restore_backup
     from station.ui.screens.file_picker import FilePickerScreen
 
     path = await app.push_screen_wait(FilePickerScreen(
@@ -36,10 +36,17 @@ async def restore_flow(app: Any, *, login: str = "") -> bool:
         prompt="选择U盘上的备份文件（*.station-backup）"))
     if path is None:
         return False
+    try:
+        logins = await asyncio.to_thread(backup_logins, path)
+    except Exception as exc:  # noqa: BLE001 - not a backup: say so, change nothing
+        app.show_error(exc)
+        return False
+    default = login if login in logins else (logins[0] if len(logins) == 1 else "")
     values = await app.push_screen_wait(PinFormDialog("从备份恢复", [
-        Field("login", "备份中的登录名", required=True, default=login, max_length=32),
-        Field("pin", "该用户备份时的PIN", required=True, max_length=32),
-    ], ok_label="恢复", prompt="恢复后请用备份中的登录名和PIN登录。"))
+        Field("login", "登录名", "choice", [(name, name) for name in logins], default=default or None,
+              required=True),
+        Field("pin", "PIN", required=True, max_length=32),
+    ], ok_label="恢复", prompt="选择备份中的一个用户，输入他备份时的PIN。恢复后用这个登录名和PIN登录。"))
     if values is None:
         return False
     await app.close_session()
