@@ -45,21 +45,21 @@ _DETAILS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
 _TYPES = {"int": "整数", "float": "数字", "Path": "路径"}
 
 
-def _detail(text: str) -> str:
-    for pattern, render in _DETAILS:
+def _render(table, text: str) -> str:
+    for pattern, render in table:
         m = pattern.fullmatch(text.strip())
         if m:
             return render(m)
     return text
 
 
+def _detail(text: str) -> str:
+    return _render(_DETAILS, text)
+
+
 def translate_error(message: str) -> str:
     """argparse's English error message in Chinese (unknown messages unchanged)."""
-    for pattern, render in _ERRORS:
-        m = pattern.fullmatch(message.strip())
-        if m:
-            return render(m)
-    return message
+    return _render(_ERRORS, message)
 
 
 class ChineseHelpFormatter(argparse.RawDescriptionHelpFormatter):

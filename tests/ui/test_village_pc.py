@@ -48,6 +48,19 @@ async def open_station_tab(pilot) -> AdminScreen:
     return screen
 
 
+async def restore_in_admin(pilot, backup: Path, pin: str) -> None:
+    """管理 → 工作站 → 从备份恢复 (R): confirm, pick the file, the PIN (the login is preselected)."""
+    app = pilot.app
+    await open_station_tab(pilot)
+    await pilot.press("r")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+    await pilot.press("enter")
+    await pick(pilot, backup)
+    await until(pilot, lambda: isinstance(app.screen, FormDialog))
+    app.screen.query_one("#field-pin", Input).value = pin
+    await pilot.press("ctrl+s")
+
+
 async def test_f9_syncs_from_every_screen(village, make_app):
     app = make_app(village)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -159,27 +172,12 @@ async def test_backup_and_restore_from_the_admin_screen(village, make_app, tmp_p
     app = make_app(village)
     async with app.run_test(size=(100, 30)) as pilot:
         await unlock(pilot)
-        screen = await open_station_tab(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        await pilot.press("enter")
-        await pick(pilot, made)
-        await until(pilot, lambda: isinstance(app.screen, FormDialog))
-        form = app.screen
-        form.query_one("#field-pin", Input).value = differ(PIN)  # a wrong PIN: refused, nothing replaced
-        await pilot.press("ctrl+s")
+        await restore_in_admin(pilot, made, differ(PIN))  # a wrong PIN: refused, nothing replaced
         await until(pilot, lambda: isinstance(app.screen, UnlockScreen))
         await settle(pilot)
         assert not list(tmp_path.glob("village.before-restore-*"))
         await unlock(pilot)
-        screen = await open_station_tab(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        await pilot.press("enter")
-        await pick(pilot, made)
-        await until(pilot, lambda: isinstance(app.screen, FormDialog))
-        app.screen.query_one("#field-pin", Input).value = PIN
-        await pilot.press("ctrl+s")
+        await restore_in_admin(pilot, made, PIN)
         await until(pilot, lambda: isinstance(app.screen, UnlockScreen) and list(tmp_path.glob("village.before-*")))
         await settle(pilot)
         await unlock(pilot)  # the restored station opens with the backup's PIN
