@@ -337,6 +337,8 @@ class StationApp(App[None]):
             self.exit()
         elif choice in ("sync", "export"):
             self.open_sync(then=choice, quit_after=True)
+
+    def action_help_quit(self) -> None:
         self.notify("按 Ctrl+Q 退出程序；按 Ctrl+L 锁定工作站", title="提示")
 
     # -- activity ----------------------------------------------------------------------------
