@@ -104,7 +104,7 @@ def build_parser() -> ChineseParser:
     s.add_argument("--id-number", required=True, help="申请人18位身份证号")
     s.add_argument("--phone", default=None, help="联系电话（手机）")
     s.add_argument("--received", nargs="*", default=[], metavar="MATERIAL", help="已收取的材料名称")
-    s.add_argument("--received-at", default=None, help="补录纸质登记时的收件时间（如 2026-11-28T13:36）")
+    s.add_argument("--received-at", default=None, help="补录纸质登记时的收件时间，如 “2026-11-28 13:36”")
     s.add_argument("--note", default="", help="备注")
     s.set_defaults(func=commands.case_new)
 
@@ -113,7 +113,7 @@ def build_parser() -> ChineseParser:
         s.add_argument("case", metavar="CASE", help="办件编号")
         for flags, kw in args:
             s.add_argument(*flags, **kw)
-        s.add_argument("--at", default=None, help="补录时的实际办理时间（如 2026-11-28T13:36）")
+        s.add_argument("--at", default=None, help="补录时的实际办理时间，如 “2026-11-28 13:36”")
         s.set_defaults(func=func)
 
     opinion = (("--opinion",), {"default": "", "help": "意见"})
