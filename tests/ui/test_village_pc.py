@@ -222,3 +222,13 @@ async def test_a_new_pc_restores_a_backup_from_the_first_run_wizard(village, mak
         with open_station(village, "agent1", PIN) as original:
             assert app.session.config.station_id == original.config.station_id
     assert pending(new_pc) == pending(village)
+
+
+async def test_ctrl_c_says_how_to_leave(station_dir, make_app):
+    app = make_app(station_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await unlock(pilot)
+        await pilot.press("ctrl+c")
+        await settle(pilot)
+        assert any("Ctrl+Q" in str(n.message) for n in app._notifications)
+        assert app.is_running
