@@ -146,16 +146,23 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _copy_database(session: Session, dest: Path) -> None:
-    """SQLite's online backup of the open (encrypted) database into ``dest``, same key."""
+def _copy_database(session: Session, dest: Path) -> tuple[int, int]:
+    """SQLite's online backup of the open (encrypted) database into ``dest``, same key.
+
+    Returns the copy's own head seq and event count (a sync may have added events since).
+    """
     with translate_errors():
         src = session.db.connection()
         dst = sqlcipher3.connect(str(dest))
         try:
             dst.execute(f'PRAGMA key = "{key_pragma(session.data_key())}"')
             src.backup(dst)  # one step: the whole database from one read snapshot
+            head = dst.execute("SELECT coalesce(max(seq), 0) FROM event WHERE station = ?",
+                               (session.config.station_id,)).fetchone()[0]
+            count = dst.execute("SELECT count(*) FROM event").fetchone()[0]
         finally:
             dst.close()
+    return head, count
 
 
 def create_backup(session: Session, path: str | Path) -> BackupResult:
@@ -173,9 +180,7 @@ def create_backup(session: Session, path: str | Path) -> BackupResult:
     staging = work.with_suffix(".db")
     created = clock.iso(clock.now())
     try:
-        _copy_database(session, staging)
-        head_seq, _ = session.store.head()
-        events = session.store.event_count()
+        head_seq, events = _copy_database(session, staging)
         manifest: dict[str, Any] = {
             "format": FORMAT, "version": VERSION, "station_id": session.config.station_id,
             "org": session.config.org, "name": session.config.name, "created_at": created,
@@ -200,7 +205,7 @@ def create_backup(session: Session, path: str | Path) -> BackupResult:
             f"无法写入备份文件 {target}（{e.strerror or e}），请检查U盘是否插好、是否写保护、空间是否足够"
         ) from None
     finally:
-        for p in (work, staging):
+        for p in (work, staging, *(staging.with_name(staging.name + s) for s in ("-wal", "-shm", "-journal"))):
             p.unlink(missing_ok=True)
     with session.store.writing():
         session.store.set_meta(LAST_BACKUP, created)

@@ -48,6 +48,7 @@ def test_backup_then_restore_gives_the_same_station(station, tmp_path):
     result = B.create_backup(station, usb)
     assert result.path.parent == usb and result.path.name.startswith(f"{VILLAGE}-01_")
     assert result.path.name.endswith(".station-backup") and result.events == len(events(station))
+    assert [p.name for p in usb.iterdir()] == [result.path.name]  # no temporary file left on the stick
     assert leaks(usb) == []  # the applicants' names, ID numbers and phones are nowhere in clear
     assert B.last_backup(station) == result.created_at
     before_events, before_cases = events(station), case_rows(station)
