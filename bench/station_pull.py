@@ -14,7 +14,7 @@ Reported, in the same run:
    saved once per page);
 3. baseline A: the per-event ingest loop this module replaced (``has_event`` + project + insert
    per event, same pages) on another fresh station;
-4. baseline B: ``CaseProjection.fold_all`` of the same events in memory (what bench/store.py
+4. baseline B: ``station.projections.cases.fold_all`` of the same events in memory (what bench/store.py
    reports as "fold").
 """
 
@@ -31,7 +31,7 @@ C.setup_env()
 from schema import hlc as HLC  # noqa: E402
 from schema.org import Role  # noqa: E402
 from station import clock  # noqa: E402
-from station.projections.cases import CaseProjection  # noqa: E402
+from station.projections.cases import fold_all  # noqa: E402
 from station.replication import enroll as enrolling  # noqa: E402
 from station.replication import identity as I  # noqa: E402
 from station.replication.runner import sync_now  # noqa: E402
@@ -185,7 +185,7 @@ def main() -> None:
         old = C.clock() - t
         b.close()
         t = C.clock()
-        CaseProjection.fold_all(events)
+        fold_all(events)
         fold = C.clock() - t
 
     n = len(events)

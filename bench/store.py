@@ -3,12 +3,12 @@
     .venv/bin/python -m bench.store [--cases 100000] [--quick] [--write] [--profile SECTION]
 
 1. Write: K cases registered and accepted through the real service path
-   (``cases.register`` + ``cases.accept``) in ``store.writing()`` batches, in
+   (``cases.register`` + ``cases.act(…, "accept")``) in ``store.writing()`` batches, in
    events/s, as a ratio against raw ``sqlcipher3`` ``executemany`` of the same
    event rows into an identically configured encrypted table, in the same run.
    Then the latency of one interactive registration (own transaction, fsync).
 2. Search and lists on a demo county (``build_demo``, cached under bench/out/).
-3. Rebuilding every case from the log (``CaseProjection.fold_all``) and
+3. Rebuilding every case from the log (``station.projections.cases.fold_all``) and
    ``verify_station``.
 4. Unlocking one key slot at the PRODUCTION Argon2id cost, and opening the
    database (+ migration check) once the key is known.
@@ -41,7 +41,7 @@ from schema.org import Role  # noqa: E402
 from station import clock  # noqa: E402
 from station import search as terms  # noqa: E402
 from station.config import DataDir  # noqa: E402
-from station.projections.cases import CaseProjection  # noqa: E402
+from station.projections.cases import fold_all  # noqa: E402
 from station.services import cases as case_svc  # noqa: E402
 from station.services import catalog as catalogs  # noqa: E402
 from station.services import queries  # noqa: E402
@@ -157,7 +157,7 @@ def register_and_accept(session: Session, people: Applicants, item, mats: list[s
         v = case_svc.register(
             session, item_code=item.impl_code, name=name, id_number=idn, phone=phone, received=mats
         )
-        case_svc.accept(session, v.case_id)
+        case_svc.act(session, v.case_id, "accept")
 
 
 def bench_write(k: int, batch: int, n_latency: int, profile: bool = False) -> list[Result]:
@@ -358,7 +358,7 @@ def bench_rebuild(session: Session, profile: str | None = None) -> list[Result]:
     gc.collect()
     if profile == "fold":
         evs = list(store.events())
-        run_profiled(functools.partial(CaseProjection.fold_all, evs))
+        run_profiled(functools.partial(fold_all, evs))
         return []
     if profile == "verify":
         run_profiled(lambda: verify_station(session))
@@ -367,7 +367,7 @@ def bench_rebuild(session: Session, profile: str | None = None) -> list[Result]:
     events = list(store.events())
     load_s = C.clock() - t
     t = C.clock()
-    folded = CaseProjection.fold_all(events)
+    folded = fold_all(events)
     fold_s = C.clock() - t
     n = len(events)
     eps = n / fold_s

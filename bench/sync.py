@@ -97,12 +97,12 @@ def village_day(session, n_cases: int) -> int:
             phone="13800138000",
             received=names[:1],
         )
-        cases.notify_missing(session, view.case_id)
-        cases.supplement(session, view.case_id, names[1:2])
-        cases.supplement(session, view.case_id, names[2:])
-        cases.accept(session, view.case_id)
+        cases.act(session, view.case_id, "notify-missing")
+        cases.act(session, view.case_id, "supplement", {"materials": names[1:2]})
+        cases.act(session, view.case_id, "supplement", {"materials": names[2:]})
+        cases.act(session, view.case_id, "accept")
         cases.reveal_id_number(session, view.case_id)
-        cases.forward(session, view.case_id, opinion="材料齐全，同意转报")
+        cases.act(session, view.case_id, "forward", {"opinion": "材料齐全，同意转报"})
     return session.store.head()[0] - before
 
 

@@ -18,7 +18,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, fields
 from importlib import resources
 from typing import Any
 
@@ -212,11 +212,17 @@ class Item:
     supplement_limit: TimeLimit = DEFAULT_SUPPLEMENT  # after 一次性告知, before 补正不来
     basis: str = ""  # 设定依据
     guide: str = ""  # short 办事指南 notes
+    # 即办件: the levels that may close it on the spot (default: only its deciding level). A
+    # village may 即办 only where the county grants it, e.g. 医保参保登记 at a village service point.
+    immediate_levels: tuple[Level, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept lists and enum ids/labels from callers; store tuples and enums (hashable, typed).
         object.__setattr__(self, "materials", tuple(self.materials))
         object.__setattr__(self, "co_departments", tuple(self.co_departments))
+        object.__setattr__(
+            self, "immediate_levels", tuple(self._coerce(_parse_level, lv) for lv in self.immediate_levels)
+        )
         if not isinstance(self.impl_code, str) or not _CODE_RE.fullmatch(self.impl_code):
             raise ValidationError(
                 f"{self._who}：实施编码“{self.impl_code}”格式不对，应为1至50位字母、数字或连字符",
@@ -240,6 +246,10 @@ class Item:
                 self._fail(f"{_FIELD_LABELS[key]}应为文字", key)
         self._check_materials()
         self._check_co_departments()
+        if self.immediate_levels and self.case_type is not CaseType.IMMEDIATE:
+            self._fail(f"只有即办件才填写即办层级，本事项是{self.case_type.label}", "immediate_levels")
+        if len(set(self.immediate_levels)) != len(self.immediate_levels):
+            self._fail("即办层级有重复", "immediate_levels")
 
     # --- validation helpers -------------------------------------------------------------------
 
@@ -339,7 +349,13 @@ class Item:
             "supplement_limit": self.supplement_limit.to_dict(),
             "basis": self.basis,
             "guide": self.guide,
+            "immediate_levels": [lv.value for lv in self.immediate_levels],
         }
+
+    @property
+    def immediate_at(self) -> tuple[Level, ...]:
+        """The levels that may close this 即办件 on the spot."""
+        return self.immediate_levels or (self.decide_level,)
 
     @classmethod
     def from_dict(cls, data: Any) -> Item:
@@ -357,9 +373,59 @@ class Item:
                 kwargs["supplement_limit"] = _limit(d, "supplement_limit")
             kwargs["materials"] = tuple(Material.from_dict(m) for m in _list(kwargs["materials"], "申请材料"))
             kwargs["co_departments"] = tuple(_list(d.get("co_departments", []), "联办部门"))
+            kwargs["immediate_levels"] = tuple(_list(d.get("immediate_levels", []), "即办层级"))
         except ValidationError as e:
             raise ValidationError(f"{who}：{e.message}", field=e.field) from None
         return cls(**kwargs)  # the constructor's own messages already name the item
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """County-wide limits published with the catalog (working days unless said otherwise)."""
+
+    village_stage_days: int = 2  # a village forwards an accepted case within this many days
+    township_stage_days: int = 5  # a township forwards or decides within this many days of arrival
+    rongque_days: int = 10  # default deadline written in a 容缺 promise
+    co_days: int = 5  # a co-department's 联办意见
+    complaint_days: int = 10  # handling a 投诉
+    rectify_verify_days: int = 1  # 差评: 核实
+    rectify_days: int = 15  # 差评: 整改
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _is_int(value) or not 1 <= value <= 365:
+                raise ValidationError(f"事项目录的时限设置“{_POLICY_LABELS[f.name]}”应为1到365天", field=f.name)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The limits a case keeps for life (schema.rules.snapshot_item)."""
+        return {
+            "stage_days": {"village": self.village_stage_days, "township": self.township_stage_days},
+            "rongque_days": self.rongque_days,
+            "co_days": self.co_days,
+            "complaint_days": self.complaint_days,
+            "rectify_verify_days": self.rectify_verify_days,
+            "rectify_days": self.rectify_days,
+        }
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Policy:
+        d = _mapping(data, "时限设置", {f.name for f in fields(cls)})
+        return cls(**d)
+
+
+_POLICY_LABELS = {
+    "village_stage_days": "村级环节时限",
+    "township_stage_days": "乡镇环节时限",
+    "rongque_days": "容缺补交期限",
+    "co_days": "联办意见时限",
+    "complaint_days": "投诉办理时限",
+    "rectify_verify_days": "差评核实时限",
+    "rectify_days": "差评整改时限",
+}
 
 
 @dataclass(frozen=True)
@@ -370,10 +436,13 @@ class Catalog:
     published_at: str  # ISO date, YYYY-MM-DD
     county: str  # 12-digit county code, or "" for the national default shipped with the software
     items: tuple[Item, ...]
+    policy: Policy = field(default_factory=Policy)
     _by_code: dict[str, Item] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", tuple(self.items))
+        if not isinstance(self.policy, Policy):
+            raise ValidationError("事项目录的时限设置格式不对", field="policy")
         self.validate()
 
     def validate(self) -> None:
@@ -420,17 +489,19 @@ class Catalog:
             "published_at": self.published_at,
             "county": self.county,
             "items": [item.to_dict() for item in self.items],
+            "policy": self.policy.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Catalog:
-        d = _mapping(data, "事项目录", {"version", "published_at", "county", "items"})
+        d = _mapping(data, "事项目录", {"version", "published_at", "county", "items", "policy"})
         items = tuple(Item.from_dict(x) for x in _list(_require(d, "items", "事项列表"), "事项列表"))
         return cls(
             version=_require(d, "version", "版本号"),
             published_at=_require(d, "published_at", "发布日期"),
             county=d.get("county", ""),
             items=items,
+            policy=Policy.from_dict(d["policy"]) if d.get("policy") is not None else Policy(),
         )
 
     def to_json(self) -> bytes:
@@ -477,6 +548,7 @@ _FIELD_LABELS = {
     "guide": "办事指南",
     "required": "是否必需",
     "rongque": "是否容缺",
+    "immediate_levels": "即办层级",
 }
 ITEM_REQUIRED = (
     "impl_code",
@@ -501,6 +573,7 @@ _ITEM_KEYS = frozenset(
         "supplement_limit",
         "basis",
         "guide",
+        "immediate_levels",
     )
 )
 

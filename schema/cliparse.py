@@ -106,6 +106,13 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def _chinese(formatter: type | None) -> type:
+    """A formatter class that speaks Chinese: ours, or ours mixed into the one a caller asked for."""
+    if formatter is None or issubclass(formatter, ChineseHelpFormatter):
+        return formatter or ChineseHelpFormatter
+    return type(f"Chinese{formatter.__name__}", (ChineseHelpFormatter, formatter), {})
+
+
 class GlobalOptions:
     """Options a program accepts before or after any of its sub-commands.
 
@@ -140,7 +147,7 @@ class ChineseParser(argparse.ArgumentParser):
         parents = list(kw.pop("parents", []))
         if global_options is not None:
             parents.insert(0, global_options.parent)
-        kw.setdefault("formatter_class", ChineseHelpFormatter)
+        kw["formatter_class"] = _chinese(kw.get("formatter_class"))
         add_help = kw.pop("add_help", True)
         super().__init__(*args, parents=parents, add_help=False, **kw)
         self._positionals.title = "参数"

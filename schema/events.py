@@ -17,7 +17,7 @@ from schema import canonical
 
 GENESIS = ""  # ``prev`` of a station's first event
 
-# Event kinds. Case kinds are listed with their rules in schema.lifecycle.
+# Event kinds. Each case kind has its rule object in schema/rules/actions/
 CASE_REGISTERED = "case.registered"
 CASE_ACCEPTED = "case.accepted"
 CASE_NOTIFIED_MISSING = "case.notified_missing"
@@ -34,10 +34,27 @@ CASE_DELIVERED = "case.delivered"
 CASE_RATED = "case.rated"
 CASE_VOIDED = "case.voided"
 CASE_ID_VIEWED = "case.id_viewed"  # audit: someone displayed a full ID number
+CASE_PRINTED = "case.printed"  # a document was handed to the applicant (补打 when printed again)
+CASE_RECEIVED = "case.received"  # 接件 at the level a case was forwarded to
+CASE_PUBLICITY_STARTED = "case.publicity_started"
+CASE_PUBLICITY_ENDED = "case.publicity_ended"
+CASE_CO_DISPATCHED = "case.co_dispatched"  # 联办: sent to the co-handling departments
+CASE_VOID_REQUESTED = "case.void_requested"
+CASE_VOID_APPROVED = "case.void_approved"
+CASE_VOID_REJECTED = "case.void_rejected"
+CASE_RECTIFY_VERIFIED = "case.rectify_verified"  # 差评整改: 核实
+CASE_RECTIFY_CLOSED = "case.rectify_closed"  # 差评整改: 整改结果
+
+# Registers that are not cases but travel and count like them (their subject is their own id).
+CONSULT_RECORDED = "consult.recorded"  # 咨询
+COMPLAINT_FILED = "complaint.filed"  # 投诉
+COMPLAINT_FORWARDED = "complaint.forwarded"
+COMPLAINT_ANSWERED = "complaint.answered"
 
 USER_ADDED = "user.added"
 USER_DISABLED = "user.disabled"
 USER_PIN_RESET = "user.pin_reset"
+USER_DELEGATED = "user.delegated"  # A岗 absent: B岗 stands in for a period
 STATION_INITIALISED = "station.initialised"
 STATION_ENROLLED = "station.enrolled"  # county-published: the station registry
 STATION_REVOKED = "station.revoked"  # county-published: a station may no longer sync

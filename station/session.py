@@ -8,20 +8,25 @@ the database and wipes the key.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from schema import events as K
+from schema import rules
 from schema.errors import ValidationError
 from schema.ids import new_id
 from schema.org import OrgCode, Role
 from schema.validation import check_person_name
 from station import clock
 from station.config import DataDir, StationConfig
-from station.store.db import open_database
-from station.store.keyslots import KeySlots, SlotInfo, new_data_key, validate_pin
+from station.projections import rebuild
+from station.store.db import DatabaseProblem, open_database
+from station.store.keyslots import KeySlots, SlotInfo, new_data_key, release_reserve, validate_pin
 from station.store.migrate import migrate
 from station.store.store import Actor, Store
+
+LOW_SPACE = 1024 * 1024  # below this, a database that will not open is taken for a full disk
 
 
 @dataclass
@@ -37,6 +42,13 @@ class Session:
     def actor(self) -> Actor:
         org = OrgCode(self.config.org).ancestor(self.user.role.level)
         return Actor(self.user.user_id, self.user.role, org, self.user.name)
+
+    @property
+    def author(self) -> rules.Actor:
+        """The signed-in user as the case rules see them (menus, previews)."""
+        a = self.actor
+        row = self.db.execute_sql("SELECT department FROM user WHERE user_id = ?", (a.user_id,)).fetchone()
+        return rules.Actor(a.user_id, a.role, a.org, OrgCode(a.org).level, row[0] if row else "")
 
     @property
     def db(self):
@@ -122,6 +134,7 @@ def init_station(
     migrate(db)
     data.save_config(cfg)
     session = Session(data, cfg, slots.find(login), Store(db, cfg.station_id), slots, key)
+    rebuild.if_needed(session.store)
     store, actor = session.store, session.actor
     with store.writing():
         store.record(actor, K.STATION_INITIALISED, cfg.station_id,
@@ -137,13 +150,42 @@ def unlock(root: str | Path, login: str, pin: str) -> Session:
     cfg = data.load_config()
     slots = KeySlots.load(data.slots)
     user, key = slots.unlock(login, pin)
-    db = None
+    return open_session(data, cfg, slots, user, key)
+
+
+def open_session(data: DataDir, cfg: StationConfig, slots: KeySlots, user: SlotInfo, key: bytearray) -> Session:
+    """The database opened with a data key just unwrapped (by a PIN, or by a county recovery)."""
     try:
-        db = open_database(data.db, key)
-        migrate(db)
+        db = _open_db(data, key)
     except BaseException:
-        if db is not None and not db.is_closed():
-            db.close()  # don't keep the file open (and locked, on Windows) after a refused unlock
         key[:] = bytes(len(key))
         raise
-    return Session(data, cfg, user, Store(db, cfg.station_id), slots, key)
+    session = Session(data, cfg, user, Store(db, cfg.station_id), slots, key)
+    rebuild.if_needed(session.store)
+    return session
+
+
+def _open_db(data: DataDir, key: bytearray):
+    """Open and migrate; on a full disk, give up the key slots' reserve once so reading still works
+    (SQLite needs room for the WAL index to open the database at all)."""
+    for attempt in (1, 2):
+        db = None
+        try:
+            db = open_database(data.db, key)
+            migrate(db)
+            return db
+        except DatabaseProblem:
+            if db is not None and not db.is_closed():
+                db.close()  # don't keep the file open (and locked, on Windows) after a refused unlock
+            if shutil.disk_usage(data.root).free >= LOW_SPACE:
+                raise
+            if attempt == 1 and release_reserve(data.slots):
+                continue
+            raise DatabaseProblem(
+                "磁盘空间已满，无法打开数据库（至少需要约1 MB空闲空间）。请删除不需要的文件后重试，数据没有受影响"
+            ) from None
+        except BaseException:
+            if db is not None and not db.is_closed():
+                db.close()
+            raise
+    raise AssertionError("unreachable")

@@ -9,10 +9,15 @@ a 4xx with a JSON body ``{"error": code, "reason": 中文, ...}``
 =================  ==========================================================================
 ``GET  /v1/health``  ``{"status": "ok", "county": code, "version": 1}``
 ``GET  /v1/time``    ``{"county": code, "now": ISO 8601, "ms": epoch ms}``
-``POST /v1/enroll``  JSON signed ``enroll`` request → JSON signed ``enrolled`` response
+``POST /v1/enroll``  JSON ``enroll`` request → JSON ``enrolled`` answer (:mod:`sync.enrollment`)
 ``POST /v1/push``    sealed ``push`` envelope → JSON ``{"results": [...]}``
 ``POST /v1/pull``    sealed ``pull`` envelope → sealed ``page`` envelope
 =================  ==========================================================================
+
+Recovery of a locked-out user (:mod:`sync.recovery`): ``POST /v1/recovery`` takes a JSON signed
+request and answers ``{"id", "status": "pending", "check"}``; ``GET /v1/recovery/{id}`` answers
+``{"status": "pending" | "approved" | "refused"}`` with the signed ``answer`` once the county admin
+approved it (``county-center recover --approve``), or the ``reason`` of a refusal.
 
 Push payload (canonical JSON inside the envelope)::
 
@@ -48,7 +53,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sync.crypto import KeyPair, PublicKeys
+from sync.crypto import KeyPair
 from sync.messages import VERSION, sign_doc
 
 PREFIX = "/v1"
@@ -102,49 +107,3 @@ def page_doc(
         },
         key,
     )
-
-
-def enroll_request(key: KeyPair, *, code: str, station: str, org: str, name: str, at: str) -> dict[str, str]:
-    """Signed with the station's new key: proves it holds the private half of what it enrolls."""
-    return sign_doc(
-        {
-            "t": "enroll",
-            "v": VERSION,
-            "code": code,
-            "station": station,
-            "org": org,
-            "name": name,
-            "at": at,
-            **key.public.to_dict(),
-        },
-        key,
-    )
-
-
-def enrolled_response(
-    key: KeyPair, *, county: dict[str, Any], station: str, org: str, level: str, code_check: str
-) -> dict[str, str]:
-    """``county``: code, name, sign_pub, enc_pub, recovery_pub, station (the county's own chain id), url."""
-    return sign_doc(
-        {
-            "t": "enrolled",
-            "v": VERSION,
-            "county": county,
-            "station": station,
-            "org": org,
-            "level": level,
-            "code_check": code_check,
-        },
-        key,
-    )
-
-
-def code_check(code: str, station: str) -> str:
-    """Binds an enrollment answer to the one-time code only the admin and the station know."""
-    from schema import canonical
-
-    return canonical.sha256_hex(f"enroll|{code}|{station}".encode())
-
-
-def county_keys(county: dict[str, Any]) -> PublicKeys:
-    return PublicKeys.from_dict(county)

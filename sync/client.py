@@ -19,7 +19,8 @@ Failures reach the caller as one of three errors, each with a Chinese message:
   ``reason`` and detail (e.g. ``send_from``) preserved;
 * :class:`ServerFault` — the county (or something pretending to be it, such
   as a captive portal answering 200 with a web page) answered nonsense or kept
-  failing with 5xx.
+  failing with 5xx; :class:`CertificateError` (a ServerFault) when an https
+  address presents a certificate that does not verify.
 
 ``bytes_sent`` / ``bytes_received`` count what crossed the wire (request line,
 headers and bodies as sent; status line, headers and bodies as received).
@@ -68,11 +69,28 @@ class ServerFault(UserError):
         self.status = status
 
 
+class CertificateError(ServerFault):
+    """An https county whose certificate does not check out (wrong CA, wrong name, expired …)."""
+
+    code = "certificate"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"无法与县中心 {url} 建立安全连接：证书校验失败（证书不是受信任的机构签发的、与地址不符或已过期）。"
+            "没有发送任何数据。如果县中心使用自建证书，请向县中心索取证书文件，登记时指定"
+            "（命令行 station enroll --ca-file）；否则可能有人冒充县中心，请联系县中心"
+        )
+
+
 def check_url(url: str) -> str:
     """Normalise a county URL (``http(s)://host[:port][/prefix]``); Chinese error if it is not one."""
     text = (url or "").strip()
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
         raise UserError(f"县中心地址“{url}”不正确，应类似 https://county.example.cn 或 http://10.0.0.5:8000")
     return text.rstrip("/")
 
@@ -127,6 +145,18 @@ class Client:
     def enroll(self, request_wire: dict[str, str]) -> dict[str, Any]:
         body = json.dumps(request_wire, ensure_ascii=False).encode("utf-8")
         return self._json(self._request("POST", "/enroll", body=body, content_type="application/json"))
+
+    def recovery_request(self, request_wire: dict[str, str]) -> dict[str, Any]:
+        """Hand a signed recovery request to the county; ``{"id", "status": "pending", "check"}``."""
+        body = json.dumps(request_wire, ensure_ascii=False).encode("utf-8")
+        return self._json(self._request("POST", "/recovery", body=body, content_type="application/json"))
+
+    def recovery_answer(self, request_id: str) -> dict[str, Any]:
+        """``{"status": "pending" | "approved" | "refused", "answer": <signed answer>, "reason"}``."""
+        doc = self._json(self._request("GET", f"/recovery/{request_id}"))
+        if doc.get("status") not in ("pending", "approved", "refused"):
+            raise ServerFault(self._not_county("恢复答复"))
+        return doc
 
     def push(self, blob: bytes | Callable[[], bytes]) -> dict[str, Any]:
         """Send a sealed ``push`` envelope; return ``{"results": [...], ...}``.
@@ -211,10 +241,9 @@ class Client:
                 )
                 content = self._read(resp)
             except requests.exceptions.SSLError:
-                # A certificate problem does not go away by trying again.
-                raise Offline(
-                    f"无法与县中心 {self.base_url} 建立安全连接（证书校验失败）。请联系县中心核对证书设置"
-                ) from None
+                # A certificate problem does not go away by trying again, and is not "offline":
+                # someone answered, with a certificate we must not trust.
+                raise CertificateError(self.base_url) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
                 failure = self._offline(e)
                 self.requests += 1

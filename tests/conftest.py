@@ -10,6 +10,9 @@ import pytest
 
 # Key slots use a cheap Argon2id in tests (set before anything derives a key).
 os.environ["STATION_KDF_COST"] = "low"
+# No credential store unless a test asks for one (``device_store``): tests never touch the
+# developer's own keyring, and subprocesses inherit the same choice.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:  # `from tests.helpers import …` with --import-mode=importlib
@@ -21,6 +24,20 @@ def _low_kdf(monkeypatch):
     monkeypatch.setenv("STATION_KDF_COST", "low")
     for name in ("STATION_PIN", "STATION_NEW_PIN", "STATION_USER", "STATION_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def device_store():
+    """This computer has a credential store (an in-memory ``keyring`` backend) for the test."""
+    import keyring
+
+    from tests.keyring_backend import MemoryKeyring
+
+    before = keyring.get_keyring()
+    store = MemoryKeyring()
+    keyring.set_keyring(store)
+    yield store
+    keyring.set_keyring(before)
 
 
 @pytest.fixture

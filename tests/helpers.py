@@ -1,8 +1,8 @@
-"""Shared test helpers: pure event builders for the lifecycle, and real stations.
+"""Shared test helpers: pure event builders for the case rules, and real stations.
 
 Pure part (no I/O): :class:`Chains` seals events the way stations do (per-station
 ``seq``/``prev`` hash chain, a hybrid logical clock), :class:`CaseSim` drives one case
-through :func:`schema.lifecycle.apply`.
+through :func:`schema.rules.apply`.
 
 Station part: :func:`make_station` creates a real encrypted station in a directory.
 """
@@ -19,13 +19,13 @@ import pytest
 
 from schema import events as K
 from schema import hlc as HLC
-from schema import lifecycle
+from schema import rules
 from schema.case import CaseView
 from schema.catalog import default_catalog
 from schema.errors import TransitionError
 from schema.events import GENESIS, Event, seal
-from schema.lifecycle import snapshot_item
 from schema.org import Role
+from schema.rules import snapshot_item
 from schema.validation import id_check_char
 
 # -- organisations and people ---------------------------------------------------------------------
@@ -44,6 +44,7 @@ class Who:
     role: str
     org: str
     actor: str
+    department: str = ""  # a county or township department (联办意见)
 
 
 AGENT = Who("agent", VILLAGE, "agent-1")
@@ -158,9 +159,21 @@ def registration_body(code: str, received: list[str] | None = None, n: int = 1, 
     }
 
 
+def who_of(*people: Who):
+    """A fold resolver for pure tests: the event's own claims, plus each person's department."""
+    departments = {p.actor: p.department for p in people if p.department}
+
+    def who(ev: Event) -> rules.Actor:
+        actor = rules.claimed(ev)
+        dept = departments.get(ev.actor)
+        return rules.Actor(actor.user, actor.role, actor.org, actor.level, dept) if dept else actor
+
+    return who
+
+
 @dataclass
 class CaseSim:
-    """One case driven through :func:`lifecycle.apply`; keeps the events it accepted."""
+    """One case driven through :func:`schema.rules.apply`; keeps the events it accepted."""
 
     chains: Chains
     code: str
@@ -168,12 +181,15 @@ class CaseSim:
     received: list[str] | None = None
     case_id: str = "case-1"
     received_at: str | None = None  # 补录: the date in the paper register
+    people: tuple[Who, ...] = ()  # people with a department (联办意见)
     view: CaseView = field(init=False)
     events: list[Event] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        ev = self.chains.build(K.CASE_REGISTERED, self.case_id, registration_body(self.code, self.received, received_at=self.received_at), self.who)
-        self.view = lifecycle.apply(None, ev)
+        self.resolve = who_of(*self.people)
+        body = registration_body(self.code, self.received, received_at=self.received_at)
+        ev = self.chains.build(K.CASE_REGISTERED, self.case_id, body, self.who)
+        self.view = rules.apply(None, ev, self.resolve)
         self.events.append(ev)
 
     def event(self, kind: str, who: Who, *, at: str | None = None, commit: bool = True, **body: Any) -> Event:
@@ -182,7 +198,7 @@ class CaseSim:
     def do(self, kind: str, who: Who, *, at: str | None = None, **body: Any) -> CaseView:
         """Apply an action that must be allowed."""
         ev = self.event(kind, who, at=at, **body)
-        self.view = lifecycle.apply(self.view, ev)
+        self.view = rules.apply(self.view, ev, self.resolve)
         self.events.append(ev)
         return self.view
 
@@ -191,11 +207,20 @@ class CaseSim:
         before = self.view.to_dict()
         ev = self.event(kind, who, at=at, commit=False, **body)
         with pytest.raises(TransitionError) as info:
-            lifecycle.apply(self.view, ev)
+            rules.apply(self.view, ev, self.resolve)
         assert self.view.to_dict() == before, "a refused action changed the case"
         message = info.value.message
         assert any("\u4e00" <= c <= "\u9fff" for c in message), message
         return message
+
+    def actor(self, who: Who) -> rules.Actor:
+        """``who`` as the rules see them (for allowed_actions)."""
+        ev = self.chains.build(K.CASE_ID_VIEWED, self.case_id, {}, who, commit=False)
+        return self.resolve(ev)
+
+    def offered(self, who: Who, at: str | None = None) -> set[str]:
+        """The kinds the menu offers ``who`` now."""
+        return {a.kind for a in rules.allowed_actions(self.view, self.actor(who), at or self.view.last_at)}
 
 
 # -- real stations ------------------------------------------------------------------------------------

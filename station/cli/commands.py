@@ -65,9 +65,12 @@ def _login(args) -> str:
     raise ValidationError("本工作站有多个用户，请用 --user 指定登录名：" + "、".join(u.login for u in active))
 
 
-def _session(args) -> Session:
+def _session(args, pin: str | None = None) -> Session:
     login = _login(args)
-    return unlock(args.data_dir, login, _secret("STATION_PIN", f"{login} 的PIN："))
+    session = unlock(args.data_dir, login, pin or _secret("STATION_PIN", f"{login} 的PIN："))
+    for notice in session.slots.notices:  # e.g. a full disk: the failure counter could not be saved
+        print("提示：" + notice, file=sys.stderr)
+    return session
 
 
 # -- station and users ---------------------------------------------------------------
@@ -85,6 +88,16 @@ def init(args, out: Output) -> None:
         cfg = s.config
         out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": login},
                  f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {login}（{role.label}）")
+        _warn_if_file_only(s)
+
+
+def _warn_if_file_only(s: Session) -> None:
+    """Tell the admin when PINs are protected by the key file alone (no credential store here)."""
+    from station.services.admin import key_protection
+
+    protection = key_protection(s)
+    if protection.file_only:
+        print(protection.text(), file=sys.stderr)
 
 
 def user_add(args, out: Output) -> None:
@@ -100,6 +113,7 @@ def user_add(args, out: Output) -> None:
 def user_list(args, out: Output) -> None:
     with _session(args) as s:
         rows = users.list_users(s)
+        _warn_if_file_only(s)
     data = [{"login": u.login, "name": u.name, "role": u.role.value, "disabled": u.disabled,
              "locked": u.locked, "failures": u.failures} for u in rows]
     lines = [f"{u.login:<16}{u.name:<10}{u.role.label:<8}"
@@ -111,13 +125,6 @@ def user_disable(args, out: Output) -> None:
     with _session(args) as s:
         users.disable_user(s, args.target)
     out.emit({"login": args.target}, f"已停用用户 {args.target}")
-
-
-def user_reset_pin(args, out: Output) -> None:
-    with _session(args) as s:
-        pin = _secret("STATION_NEW_PIN", f"为 {args.target} 设置新PIN：", confirm=True)
-        users.reset_pin(s, args.target, pin)
-    out.emit({"login": args.target}, f"已重置用户 {args.target} 的PIN")
 
 
 # -- catalog -------------------------------------------------------------------------
@@ -173,10 +180,23 @@ def case_json(s: Session, view: CaseView, *, reveal: str | None = None) -> dict[
         "registered_at": view.registered_at, "accepted_at": view.accepted_at,
         "due_date": row[0] if row else None, "due_estimated": bool(row[1]) if row else False,
         "paused": view.state in (State.SUSPENDED, State.AWAITING_SUPPLEMENT) and view.accepted_at is not None,
-        "supplement_deadline": view.supplement_deadline, "result_code": view.result_code,
-        "outcome": view.outcome, "level_closures": view.level_closures, "ratings": view.ratings,
+        "supplement_deadline": view.supplement_deadline, "still_missing": view.still_missing,
+        "result_code": view.result_code, "outcome": view.outcome, "certificate": view.certificate,
+        "level_closures": view.level_closures, "ratings": view.ratings, "first_responder": view.first_responder,
+        "proxy": _masked_proxy(view.proxy), "rongque_promise": view.rongque_promise, "publicity": view.publicity,
+        "special": view.special, "extensions": view.extensions, "co_dispatch": view.co_dispatch,
+        "co_opinions": view.co_opinions, "void_request": view.void_request, "rectify": view.rectify,
         "conflicts": [c.__dict__ for c in view.conflicts],
     }
+
+
+def _masked_proxy(proxy: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not proxy:
+        return None
+    from schema.identity import mask_document
+
+    return {**proxy, "doc_number": mask_document(proxy.get("doc_type", "resident_id"), proxy.get("doc_number", "")),
+            "phone": mask_phone(proxy.get("phone", ""))}
 
 
 def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
@@ -193,12 +213,26 @@ def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
         f"当前经办：{Level(d['holder_level']).label} {d['holder_org']}",
         f"材料：{mats}",
     ]
+    if d["proxy"]:
+        p = d["proxy"]
+        lines.append(f"代办人：{p['name']}（{p['relation']}）证件：{p['doc_number']}")
     if d["supplement_deadline"]:
-        lines.append(f"补正期限：{d['supplement_deadline']}")
+        lines.append(f"补正期限：{d['supplement_deadline']}    尚缺：{'、'.join(d['still_missing']) or '—'}")
+    if d["rongque_promise"]:
+        rp = d["rongque_promise"]
+        state = "已补齐" if rp.get("fulfilled_at") else f"须在{rp['due']}前补交"
+        lines.append(f"容缺承诺：{'、'.join(rp['materials'])}，{state}（{rp['promise']}）")
+    if d["special"]:
+        lines.append(f"特别程序：{d['special']['reason']}，至{d['special'].get('until') or '—'}自动恢复计时")
+    if d["void_request"]:
+        lines.append(f"作废申请：{d['void_request']['reason']}（待上级审批）")
     if d["result_code"]:
-        lines.append(f"办结结果：{ResultCode(d['result_code']).label}")
+        cert = f"，证照编号 {d['certificate']}" if d["certificate"] else ""
+        lines.append(f"办结结果：{ResultCode(d['result_code']).label}{cert}")
     for r in d["ratings"]:
         lines.append(f"{'追评' if r['follow_up'] else '评价'}：{RATING_LABELS[r['level']]} {r['comment']}")
+    if d["rectify"] and not d["rectify"].get("closed_at"):
+        lines.append(f"差评整改：由 {d['rectify']['org']} 负责，{d['rectify']['due']} 前完成")
     for c in d["conflicts"]:
         lines.append(f"冲突：{human_time(c['at'])} {c['kind']}：{c['reason']}")
     if timeline:
@@ -219,39 +253,34 @@ def _show(s: Session, view: CaseView, out: Output, *, reveal: str | None = None,
     out.emit(d, _case_text(d, tl))
 
 
+def _proxy(args) -> dict[str, Any] | None:
+    if not args.proxy_name:
+        return None
+    return {"name": args.proxy_name, "relation": args.proxy_relation, "doc_type": args.proxy_doc_type,
+            "doc_number": args.proxy_doc_number, "phone": args.proxy_phone}
+
+
 def case_new(args, out: Output) -> None:
     with _session(args) as s:
         view = cases.register(s, item_code=args.item, name=args.applicant, id_number=args.id_number,
-                              phone=args.phone, received=args.received, received_at=args.received_at, note=args.note)
+                              doc_type=args.doc_type, phone=args.phone, received=args.received,
+                              received_at=args.received_at, note=args.note, proxy=_proxy(args))
         _show(s, view, out)
 
 
-def _action(fn, **kw):
-    def handler(args, out: Output) -> None:
-        with _session(args) as s:
-            params = {k: (getattr(args, v) if isinstance(v, str) else v(args)) for k, v in kw.items()}
-            view = fn(s, args.case, **params)
-            _show(s, view, out)
+def case_action(args, out: Output) -> None:
+    """Every ``case <action>`` sub-command (station.cli.case_actions)."""
+    from station.cli.case_actions import values_of
 
-    return handler
+    with _session(args) as s:
+        view = cases.act(s, args.case, args.action_name, values_of(args), at=getattr(args, "at", None))
+        _show(s, view, out)
 
 
-case_accept = _action(cases.accept, rongque="rongque", opinion="opinion", at="at")
-case_notify_missing = _action(cases.notify_missing, missing="missing", opinion="opinion", at="at")
-case_supplement = _action(cases.supplement, materials="materials", at="at")
-case_lapse = _action(cases.lapse, opinion="opinion", at="at")
-case_refuse = _action(cases.refuse, reason="reason", at="at")
-case_forward = _action(cases.forward, opinion="opinion", at="at")
-case_return = _action(cases.return_down, reason="reason", at="at")
-case_special = _action(cases.start_special, procedure="procedure", reason="reason", days="days", at="at")
-case_special_end = _action(cases.end_special, result="result", at="at")
-case_co_opinion = _action(cases.co_opinion, department="department", agree=lambda a: not a.disagree,
-                          opinion="opinion", at="at")
-case_decide = _action(cases.decide, outcome="outcome", opinion="opinion", certificate="certificate", at="at")
-case_immediate = _action(cases.complete_at_once, opinion="opinion", certificate="certificate")
-case_deliver = _action(cases.deliver, method="method", at="at")
-case_rate = _action(cases.rate, level="level", comment="comment", at="at")
-case_void = _action(cases.void, reason="reason", entry_error="entry_error", at="at")
+def case_immediate(args, out: Output) -> None:
+    with _session(args) as s:
+        view = cases.complete_at_once(s, args.case, opinion=args.opinion, certificate=args.certificate)
+        _show(s, view, out)
 
 
 def case_show(args, out: Output) -> None:
@@ -279,6 +308,56 @@ def case_search(args, out: Output) -> None:
     with _session(args) as s:
         rows = queries.search_cases(s, args.text)
     _rows_out(rows, out, "没有找到匹配的办件")
+
+
+# -- 咨询 and 投诉 -----------------------------------------------------------------------------
+
+
+def consult(args, out: Output) -> None:
+    from station.services import registers
+
+    with _session(args) as s:
+        cid = registers.record_consultation(s, answer=args.answer, item_code=args.item, topic=args.topic,
+                                            channel=args.channel, name=args.name, phone=args.phone)
+    out.emit({"consult_id": cid}, "已记录咨询")
+
+
+def _complaint_out(c, out: Output) -> None:
+    out.emit(c.to_dict(), f"投诉 {c.complaint_no}：{c.state.label}，由 {c.owner_org} 办理，期限 {c.due}"
+             + (f"，结果：{c.result}" if c.result else ""))
+
+
+def complaint_new(args, out: Output) -> None:
+    from station.services import registers
+
+    with _session(args) as s:
+        c = registers.file_complaint(s, content=args.content, about=args.about, case_no=args.case, staff=args.staff,
+                                     channel=args.channel, name=args.name, phone=args.phone)
+    _complaint_out(c, out)
+
+
+def complaint_forward(args, out: Output) -> None:
+    from station.services import registers
+
+    with _session(args) as s:
+        _complaint_out(registers.forward_complaint(s, args.complaint, args.opinion), out)
+
+
+def complaint_answer(args, out: Output) -> None:
+    from station.services import registers
+
+    with _session(args) as s:
+        _complaint_out(registers.answer_complaint(s, args.complaint, args.result), out)
+
+
+def complaint_list(args, out: Output) -> None:
+    from station.services import registers
+
+    with _session(args) as s:
+        rows = registers.open_complaints(s)
+    out.emit([c.to_dict() for c in rows],
+             "\n".join(f"{c.complaint_no}  {c.state.label}  期限 {c.due}  {c.content[:30]}" for c in rows)
+             or "没有正在办理的投诉")
 
 
 # -- maintenance --------------------------------------------------------------------------
@@ -334,6 +413,8 @@ def enroll(args, out: Output) -> int:
         raise ValidationError("请用 --code 提供县中心管理员给出的登记码")
     if args.response_file and args.code:
         raise ValidationError("应用答复文件时不需要 --code（登记码已记在申请中）")
+    if args.ca_file and args.request_file:
+        raise ValidationError("写申请文件时不需要 --ca-file；请在应用答复文件（--response-file）或在线登记时指定")
     with _session(args) as s:
         if args.request_file:
             path = enrolling.write_request(s, args.request_file, args.code)
@@ -343,13 +424,21 @@ def enroll(args, out: Output) -> int:
             return 0
         try:
             if args.response_file:
-                result = enrolling.apply_response_file(s, args.response_file)
+                result = enrolling.apply_response_file(s, args.response_file, ca_file=args.ca_file)
             else:
-                result = enrolling.enroll_online(s, args.server, args.code)
+                result = enrolling.enroll_online(s, args.server, args.code, ca_file=args.ca_file)
         except Offline as e:
             return _offline(out, e)
     out.emit(result.to_dict(), result.text())
+    _notices([result.notice])
     return 0
+
+
+def _notices(notices: list[str]) -> None:
+    """Worth telling, not errors: on stderr, so that --json output stays one document."""
+    for notice in notices:
+        if notice:
+            print(notice, file=sys.stderr)
 
 
 def _progress_printer():
@@ -371,6 +460,7 @@ def sync(args, out: Output) -> int:
         report = sync_now(s, progress=None if args.json else _progress_printer(), url=args.server,
                           retry_blocked=args.retry)
     out.emit(report.to_dict(), report.summary)
+    _notices(report.notices)
     if report.messages:
         print("错误：" + "；".join(report.messages), file=sys.stderr)
     return report.exit_code

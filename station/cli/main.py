@@ -26,16 +26,27 @@ class _LazyCommands:
     terminal UI must not wait for them before its first frame.
     """
 
+    def __init__(self, module: str = "station.cli.commands") -> None:
+        self._module = module
+
     def __getattr__(self, name: str):
         def call(*args, **kwargs):
-            from station.cli import commands as real
+            import importlib
 
-            return getattr(real, name)(*args, **kwargs)
+            return getattr(importlib.import_module(self._module), name)(*args, **kwargs)
 
         return call
 
 
 commands = _LazyCommands()
+keys = _LazyCommands("station.cli.keys")
+
+RECOVER_HELP_TEXT = """\
+PIN输错被锁定、或忘记PIN，而本机没有能重置PIN的上级人员时，由县中心恢复：
+  1. 申请（同时设置新PIN）：U盘 station recover --request-file U盘文件夹；联网 station recover --online
+  2. 打电话给县中心管理员，报出屏幕上显示的工作站、用户和核对码；管理员核对后批准
+  3. 用新PIN完成恢复：U盘 station recover --response-file 答复文件；联网 station recover --fetch
+新PIN来自提示输入或 $STATION_NEW_PIN。答复只有配合新PIN、在本机上才能使用。"""
 
 EXIT_USER_ERROR = 2
 EXIT_OFFLINE = 3
@@ -43,7 +54,7 @@ EXIT_INTERNAL = 70
 
 SYNC_EXIT_CODES = """退出码：
   0  全部完成
-  2  县中心拒收了部分内容、本站已被注销，或输入/文件有误（原因见错误提示）
+  2  县中心拒收了部分内容、本站已被注销、县中心证书校验失败，或输入/文件有误（原因见错误提示）
   3  无法连接县中心（本机数据已保存，网络恢复后再同步即可）"""
 
 
@@ -85,9 +96,12 @@ def build_parser() -> ChineseParser:
     s = u.add_parser("disable", help="停用用户")
     s.add_argument("target", metavar="LOGIN", help="要停用的登录名")
     s.set_defaults(func=commands.user_disable)
-    s = u.add_parser("reset-pin", help="重置用户PIN（新PIN来自提示或 $STATION_NEW_PIN）")
+    s = u.add_parser("reset-pin", help="重置比自己低的角色的PIN（新PIN来自提示或 $STATION_NEW_PIN）；"
+                                       "对自己即为修改PIN，需要原PIN")
     s.add_argument("target", metavar="LOGIN", help="要重置PIN的登录名")
-    s.set_defaults(func=commands.user_reset_pin)
+    s.set_defaults(func=keys.user_reset_pin)
+    u.add_parser("change-pin", help="修改自己的PIN：原PIN来自提示或 $STATION_PIN，新PIN来自提示或 $STATION_NEW_PIN"
+                 ).set_defaults(func=keys.user_change_pin)
 
     c = sub.add_parser("catalog", help="事项目录").add_subparsers(dest="sub", metavar="操作")
     s = c.add_parser("search", help="按名称、编码或拼音首字母查找事项（如 ylbx）")
@@ -101,55 +115,28 @@ def build_parser() -> ChineseParser:
     s = k.add_parser("new", help="收件登记")
     s.add_argument("--item", required=True, help="事项实施编码")
     s.add_argument("--applicant", required=True, help="申请人姓名")
-    s.add_argument("--id-number", required=True, help="申请人18位身份证号")
+    s.add_argument("--id-number", required=True, help="申请人证件号码（身份证为18位）")
+    s.add_argument("--doc-type", default=None, help="申请人证件类型：居民身份证（默认）、港澳台居民居住证、"
+                                                    "外国人永久居留身份证、护照、港澳居民来往内地通行证、台湾居民来往大陆通行证")
     s.add_argument("--phone", default=None, help="联系电话（手机）")
+    s.add_argument("--proxy-name", default=None, help="代办人/委托人姓名（有人代申请人来办时填写）")
+    s.add_argument("--proxy-relation", default=None, help="代办人与申请人的关系：子女、配偶、父母、其他亲属、监护人、受托人")
+    s.add_argument("--proxy-doc-type", default=None, help="代办人证件类型（默认居民身份证）")
+    s.add_argument("--proxy-doc-number", default=None, help="代办人证件号码")
+    s.add_argument("--proxy-phone", default=None, help="代办人手机号")
     s.add_argument("--received", nargs="*", default=[], metavar="MATERIAL", help="已收取的材料名称")
     s.add_argument("--received-at", default=None, help="补录纸质登记时的收件时间，如 “2026-11-28 13:36”")
     s.add_argument("--note", default="", help="备注")
     s.set_defaults(func=commands.case_new)
 
-    def action(name: str, help_: str, func, *args: tuple) -> None:
-        s = k.add_parser(name, help=help_)
-        s.add_argument("case", metavar="CASE", help="办件编号")
-        for flags, kw in args:
-            s.add_argument(*flags, **kw)
-        s.add_argument("--at", default=None, help="补录时的实际办理时间，如 “2026-11-28 13:36”")
-        s.set_defaults(func=func)
+    from station.cli.case_actions import add_action_parsers
 
-    opinion = (("--opinion",), {"default": "", "help": "意见"})
-    action("accept", "受理（可容缺受理）", commands.case_accept,
-           (("--rongque",), {"nargs": "*", "default": [], "metavar": "MATERIAL", "help": "容缺的材料"}), opinion)
-    action("immediate", "即办：当场受理并办结", commands.case_immediate, opinion,
-           (("--certificate",), {"default": "", "help": "证照编号"}))
-    action("notify-missing", "一次性告知所缺材料", commands.case_notify_missing,
-           (("--missing",), {"nargs": "*", "default": None, "metavar": "MATERIAL", "help": "缺少的材料（默认全部缺件）"}),
-           opinion)
-    action("supplement", "补正：登记补交的材料", commands.case_supplement,
-           (("--materials",), {"nargs": "+", "required": True, "metavar": "MATERIAL", "help": "补交的材料名称"}))
-    action("lapse", "补正期满未补，按补正不来办结", commands.case_lapse, opinion)
-    action("refuse", "不予受理（须写明理由）", commands.case_refuse,
-           (("--reason",), {"required": True, "help": "不予受理的理由"}))
-    action("forward", "转报上级", commands.case_forward, opinion)
-    action("return", "退回下级（须写明理由）", commands.case_return, (("--reason",), {"required": True, "help": "退回理由"}))
-    action("special", "启动特别程序（延长审批/公示/核查），暂停计时", commands.case_special,
-           (("--procedure",), {"required": True, "help": "特别程序种类，如 延长审批、公示、核查"}),
-           (("--reason",), {"required": True, "help": "启动理由"}),
-           (("--days",), {"type": int, "default": None, "help": "特别程序的天数"}))
-    action("special-end", "结束特别程序，恢复计时", commands.case_special_end,
-           (("--result",), {"default": "", "help": "特别程序的结果"}))
-    action("co-opinion", "登记联办部门意见", commands.case_co_opinion,
-           (("--department",), {"required": True, "help": "联办部门名称"}),
-           (("--disagree",), {"action": "store_true", "help": "不同意（默认同意）"}), opinion)
-    action("decide", "作出决定：准予或不予批准", commands.case_decide,
-           (("--outcome",), {"required": True, "help": "approved 准予 / denied 不予批准"}), opinion,
-           (("--certificate",), {"default": "", "help": "证照编号（出证办结）"}))
-    action("deliver", "送达/领取", commands.case_deliver,
-           (("--method",), {"default": "窗口领取", "help": "送达方式（默认 窗口领取）"}))
-    action("rate", "好差评（1–5，5为非常满意；可追评一次）", commands.case_rate,
-           (("--level",), {"type": int, "required": True, "help": "评价等级 1–5"}),
-           (("--comment",), {"default": "", "help": "评价内容"}))
-    action("void", "作废", commands.case_void, (("--reason",), {"required": True, "help": "作废理由"}),
-           (("--entry-error",), {"action": "store_true", "help": "录入错误（删除办结）"}))
+    add_action_parsers(k, ChineseParser, commands.case_action)
+    s = k.add_parser("immediate", help="即办：当场受理并办结（仅限目录允许本级即办的事项）")
+    s.add_argument("case", metavar="CASE", help="办件编号")
+    s.add_argument("--opinion", default="", help="意见")
+    s.add_argument("--certificate", default="", help="证照编号")
+    s.set_defaults(func=commands.case_immediate)
     s = k.add_parser("show", help="显示办件详情与全程记录")
     s.add_argument("case", metavar="CASE", help="办件编号")
     s.add_argument("--reveal-id", action="store_true", help="显示完整身份证号（会记入查看审计）")
@@ -163,16 +150,50 @@ def build_parser() -> ChineseParser:
     s.add_argument("text", metavar="TEXT", help="姓名、身份证号（或后4/6位）、办件编号、电话或拼音首字母")
     s.set_defaults(func=commands.case_search)
 
+    s = sub.add_parser("consult", help="记录一次咨询（不开办件），计入受理咨询数")
+    s.add_argument("--answer", required=True, help="答复内容")
+    s.add_argument("--item", default=None, help="咨询的事项实施编码（可选）")
+    s.add_argument("--topic", default="", help="咨询的问题（不涉及具体事项时填写）")
+    s.add_argument("--channel", default=None, help="渠道：窗口（默认）、电话、网上、来信")
+    s.add_argument("--name", default=None, help="咨询人姓名（可选）")
+    s.add_argument("--phone", default=None, help="咨询人手机号（可选）")
+    s.set_defaults(func=commands.consult)
+    c = sub.add_parser("complaint", help="投诉登记与办理").add_subparsers(
+        dest="sub", parser_class=ChineseParser, metavar="操作")
+    s = c.add_parser("new", help="登记投诉（针对办件或工作人员），按县里规定的时限办理")
+    s.add_argument("--about", required=True, help="投诉对象：办件、工作人员、其他")
+    s.add_argument("--content", required=True, help="投诉内容")
+    s.add_argument("--case", default="", help="被投诉的办件编号")
+    s.add_argument("--staff", default="", help="被投诉的工作人员")
+    s.add_argument("--channel", default=None, help="渠道：窗口（默认）、电话、网上、来信")
+    s.add_argument("--name", default=None, help="投诉人姓名")
+    s.add_argument("--phone", default=None, help="投诉人手机号")
+    s.set_defaults(func=commands.complaint_new)
+    s = c.add_parser("forward", help="投诉上转上一级办理")
+    s.add_argument("complaint", metavar="COMPLAINT", help="投诉编号")
+    s.add_argument("--opinion", required=True, help="上转理由")
+    s.set_defaults(func=commands.complaint_forward)
+    s = c.add_parser("answer", help="登记投诉处理结果（办结）")
+    s.add_argument("complaint", metavar="COMPLAINT", help="投诉编号")
+    s.add_argument("--result", required=True, help="处理结果")
+    s.set_defaults(func=commands.complaint_answer)
+    c.add_parser("list", help="本单位正在办理的投诉").set_defaults(func=commands.complaint_list)
+
     s = sub.add_parser(
         "enroll", help="登记到县中心（登记码由县中心管理员提供）",
         description="在线登记：station enroll --server 县中心地址 --code 登记码\n"
                     "离线登记：station enroll --request-file 文件 --code 登记码（生成申请文件，用U盘交给县中心），\n"
-                    "          再用 station enroll --response-file 答复文件 应用县中心的答复",
+                    "          再用 station enroll --response-file 答复文件 应用县中心的答复\n"
+                    "登记码不会在网络上或文件中出现：双方各自用它校验对方。登记成功后显示县中心密钥指纹，\n"
+                    "请与县中心管理员生成登记码时显示的指纹核对，不一致说明有人冒充县中心，请立即联系县中心。",
         epilog=SYNC_EXIT_CODES)
     s.add_argument("--server", default=None, help="县中心地址，如 https://county.example.cn")
     s.add_argument("--code", default=None, help="一次性登记码，如 K7QX-M2PD-9TRW")
     s.add_argument("--request-file", type=Path, default=None, help="离线登记：写出登记申请文件")
     s.add_argument("--response-file", type=Path, default=None, help="离线登记：应用县中心的答复文件")
+    s.add_argument("--ca-file", type=Path, default=None,
+                   help="县中心自建证书机构（CA）的证书文件（PEM）；县中心用 https 且证书不是公共机构签发时需要，"
+                        "保存后每次同步都用它核对县中心的证书")
     s.set_defaults(func=commands.enroll)
     s = sub.add_parser(
         "sync", help="与县中心同步：先上传本站记录，再下载县中心数据",
@@ -212,6 +233,15 @@ def build_parser() -> ChineseParser:
     s.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="不删除：在这个（空）文件夹中进行自检并保留结果，供技术人员查看")
     s.set_defaults(func=commands.self_test)
+
+    s = sub.add_parser("recover", help="PIN被锁定或遗忘时向县中心申请恢复（U盘或联网）", description=RECOVER_HELP_TEXT,
+                       epilog="退出码：0 完成；2 输入或文件有误；3 无法连接县中心；4 县中心尚未批准")
+    s.add_argument("--request-file", type=Path, default=None, metavar="PATH", help="U盘申请：把申请写到这个文件夹或文件")
+    s.add_argument("--online", action="store_true", help="联网申请：把申请发送到县中心")
+    s.add_argument("--response-file", type=Path, default=None, metavar="PATH", help="导入县中心写出的答复文件")
+    s.add_argument("--fetch", action="store_true", help="联网获取县中心的答复并完成恢复")
+    s.add_argument("--server", default=None, help="县中心地址（默认用本站设置或登记时的地址）")
+    s.set_defaults(func=keys.recover)
 
     sub.add_parser("verify", help="校验哈希链与数据库完整性，并从日志重建投影比对").set_defaults(func=commands.verify)
     s = sub.add_parser("demo-data", help="生成演示县（2个乡镇×3个村）及演示办件")

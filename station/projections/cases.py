@@ -13,12 +13,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, fields
-from datetime import date, timedelta
+from datetime import date
 
-from schema import lifecycle
+from schema import deadlines, rules
 from schema.case import CaseView, Conflict, State
 from schema.events import Event
-from schema.workdays import TimeUnit, WorkCalendar
+from schema.rules import Who
+from schema.workdays import WorkCalendar
 from station.search import case_terms
 
 log = logging.getLogger(__name__)
@@ -29,42 +30,27 @@ _MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
 VIEW_COLUMNS = (
     "case_id, case_no, item_code, item_name, state, applicant_name, id_number, phone, intake_org, holder_org, "
     "holder_level, registered_at, accepted_at, due_date, due_estimated, supplement_deadline, closed_at, "
-    "conflicts, updated_at, view"
+    "conflicts, updated_at, legal_due, stage_due, watch_until, rongque_due, rectify_due, rectify_org, view"
 )
+_MARKS = ",".join("?" * len(VIEW_COLUMNS.split(",")))
 
 
-def _day(iso: str) -> date:
-    return date.fromisoformat(iso[:10])
-
-
-def due_of(view: CaseView, cal: WorkCalendar) -> tuple[str | None, bool]:
-    """The promised completion date, or None while not accepted or paused.
-
-    Pause days are those after the day the clock stopped up to and including
-    the day it restarted, mirroring "受理次日 is day 1".
-    """
-    days = view.item.get("promise_days")
-    if view.accepted_at is None or days is None:
-        return None, False
-    paused = []
-    for start, end, _ in view.pauses:
-        if end is None:
-            return None, False
-        first, last = _day(start) + timedelta(days=1), _day(end)
-        if first <= last:
-            paused.append((first, last))
-    d = cal.add(_day(view.accepted_at), int(days), TimeUnit(view.item.get("promise_unit", "workday")), paused)
-    return d.date.isoformat(), d.estimated
+def _iso(d) -> str | None:
+    return d.date.isoformat() if d is not None else None
 
 
 def view_row(view: CaseView, cal: WorkCalendar) -> tuple:
-    due, estimated = due_of(view, cal)
+    """The ``case_view`` row of a case: its fold plus the dates lists and supervision filter on."""
+    w = deadlines.watch(view, cal)
     a = view.applicant
+    r = view.rectify if view.rectify and not view.rectify.get("closed_at") else None
+    rectify_due = (r.get("due") if r.get("verified_at") else r.get("verify_due")) if r else None
     return (
         view.case_id, view.case_no, view.item.get("code", ""), view.item.get("name", ""), view.state.value,
         a.get("name", ""), a.get("id_number", ""), a.get("phone", ""), view.intake_org, view.holder_org,
-        view.holder_level, view.registered_at, view.accepted_at, due, int(estimated), view.supplement_deadline,
-        view.closed_at, len(view.conflicts), view.last_at,
+        view.holder_level, view.registered_at, view.accepted_at, _iso(w.due), int(bool(w.due and w.due.estimated)),
+        view.supplement_deadline, view.closed_at, len(view.conflicts), view.last_at,
+        _iso(w.legal), _iso(w.stage), w.special_until, w.rongque_due, rectify_due, r["org"] if r else None,
         view_json(view),
     )
 
@@ -86,8 +72,11 @@ def view_json(view: CaseView) -> str:
 
 
 class CaseProjection:
-    def __init__(self, db) -> None:
+    """``who`` resolves who made an event for the rules (``station.projections.authors``)."""
+
+    def __init__(self, db, who: Who = rules.claimed) -> None:
         self.db = db
+        self.who = who
         self._cache: OrderedDict[str, CaseView] = OrderedDict()
         self._calendar: WorkCalendar | None = None
         self._data_version: int | None = None
@@ -110,34 +99,33 @@ class CaseProjection:
             f"SELECT view FROM case_view WHERE state IN ({marks}) AND accepted_at IS NOT NULL", open_states
         ).fetchall()
         for (v,) in rows:
-            view = CaseView.from_dict(json.loads(v))
-            due, est = due_of(view, cal)
-            self.db.execute_sql(
-                "UPDATE case_view SET due_date = ?, due_estimated = ? WHERE case_id = ?", (due, int(est), view.case_id)
-            )
+            self._write(CaseView.from_dict(json.loads(v)), cal)
 
     # -- applying events ---------------------------------------------------------
 
     def forget_cache(self) -> None:
         self._cache.clear()
 
-    def check_fresh(self) -> None:
-        """Drop the caches if another connection committed since we last looked.
+    def check_fresh(self) -> bool:
+        """Drop the caches if another connection committed since we last looked; True if it did.
 
         Two connections may share the database (the UI's and a sync thread's,
         ``Session.fork``); SQLite's ``data_version`` changes only for commits made
         by *other* connections, so our own writes keep the cache warm.
         """
         version = self.db.execute_sql("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            if self._data_version is not None:
-                self._cache.clear()
-                self._calendar = None
-            self._data_version = version
+        changed = version != self._data_version and self._data_version is not None
+        if changed:
+            self._cache.clear()
+            self._calendar = None
+        self._data_version = version
+        return changed
 
     def load(self, case_id: str) -> CaseView | None:
-        if self._cache and not self.db.in_transaction():
-            self.check_fresh()
+        if self._cache and not self.db.in_transaction() and self.check_fresh():
+            forget = getattr(self.who, "forget", None)
+            if forget is not None:
+                forget()
         view = self._cache.get(case_id)
         if view is not None:
             self._cache.move_to_end(case_id)
@@ -166,11 +154,11 @@ class CaseProjection:
         if strict:
             if not in_order:
                 raise AssertionError("a local event must sort after everything already folded")
-            view = lifecycle.apply(current, ev)
+            view = rules.apply(current, ev, self.who)
         elif in_order and current is not None:
-            view = lifecycle.apply_or_conflict(current, ev)
+            view = rules.apply_or_conflict(current, ev, self.who)
         else:  # late, or the case is new here: actions may have arrived before their registration
-            view = lifecycle.fold([*events_of(ev.subject), ev])
+            view = rules.fold([*events_of(ev.subject), ev], self.who)
         if view is None:  # an action whose registration has not arrived yet
             return None
         self._save(view, new=current is None)
@@ -193,7 +181,7 @@ class CaseProjection:
                 try:
                     view: CaseView | None = current
                     for ev in evs:
-                        view = lifecycle.apply_or_conflict(view, ev)
+                        view = rules.apply_or_conflict(view, ev, self.who)
                     assert view is not None
                     self._save(view, new=False)
                 except _MALFORMED:
@@ -205,7 +193,7 @@ class CaseProjection:
         logs = events_of_many([cid for cid, _ in refold])
         for case_id, new in refold:
             try:
-                view = lifecycle.fold(logs[case_id])
+                view = rules.fold(logs[case_id], self.who)
                 if view is not None:  # None: only actions so far, the registration has not arrived
                     self._save(view, new=new)
             except _MALFORMED:
@@ -217,9 +205,11 @@ class CaseProjection:
         self._cache.pop(case_id, None)
         log.warning("case %s: events not projectable", case_id)
 
+    def _write(self, view: CaseView, cal: WorkCalendar) -> None:
+        self.db.execute_sql(f"INSERT OR REPLACE INTO case_view ({VIEW_COLUMNS}) VALUES ({_MARKS})", view_row(view, cal))
+
     def _save(self, view: CaseView, *, new: bool) -> None:
-        row = view_row(view, self.calendar())
-        self.db.execute_sql(f"INSERT OR REPLACE INTO case_view ({VIEW_COLUMNS}) VALUES ({','.join('?' * 20)})", row)
+        self._write(view, self.calendar())
         if new:
             a = view.applicant
             terms = case_terms(view.case_no, a.get("name", ""), a.get("id_number", ""), a.get("phone", ""))
@@ -230,17 +220,20 @@ class CaseProjection:
 
     # -- rebuilding ----------------------------------------------------------------
 
-    @staticmethod
-    def fold_all(events: list[Event]) -> dict[str, CaseView]:
-        """Fold every case from scratch, in memory (``station verify``)."""
-        by_case: dict[str, list[Event]] = {}
-        for ev in events:
-            if ev.kind.startswith("case."):
-                by_case.setdefault(ev.subject, []).append(ev)
-        out = {}
-        for cid, evs in by_case.items():
-            view = lifecycle.fold(evs)
-            if view is not None:
-                out[cid] = view
-        return out
+    def fold_all(self, events: list[Event]) -> dict[str, CaseView]:
+        """Fold every case from scratch, in memory (``station verify``, rebuilds)."""
+        return fold_all(events, self.who)
 
+
+def fold_all(events: list[Event], who: Who = rules.claimed) -> dict[str, CaseView]:
+    """Every case the events make, folded from scratch in memory."""
+    by_case: dict[str, list[Event]] = {}
+    for ev in events:
+        if ev.kind.startswith("case."):
+            by_case.setdefault(ev.subject, []).append(ev)
+    out = {}
+    for cid, evs in by_case.items():
+        view = rules.fold(evs, who)
+        if view is not None:
+            out[cid] = view
+    return out

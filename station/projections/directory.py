@@ -14,9 +14,10 @@ class DirectoryProjection:
         b = ev.body
         if ev.kind == K.USER_ADDED:
             self.db.execute_sql(
-                "INSERT OR REPLACE INTO user (user_id, login, name, role, org, disabled, added_at, added_by) "
-                "VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                (b["user_id"], b["login"], b["name"], b["role"], b["org"], ev.at, ev.actor),
+                "INSERT OR REPLACE INTO user (user_id, login, name, role, org, disabled, added_at, added_by, department) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (b["user_id"], b["login"], b["name"], b["role"], b["org"], ev.at, ev.actor,
+                 str(b.get("department") or "")),
             )
         elif ev.kind == K.USER_DISABLED:
             self.db.execute_sql("UPDATE user SET disabled = 1 WHERE user_id = ?", (b["user_id"],))

@@ -49,6 +49,7 @@ class SyncReport:
     bytes_received: int = 0
     offset_ms: int | None = None
     messages: list[str] = field(default_factory=list)  # Chinese, one per problem
+    notices: list[str] = field(default_factory=list)  # Chinese, worth saying but not a problem
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,7 @@ class SyncReport:
             "bytes_received": self.bytes_received,
             "offset_ms": self.offset_ms,
             "messages": self.messages,
+            "notices": self.notices,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "summary": self.summary,

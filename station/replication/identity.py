@@ -14,6 +14,8 @@ All of it lives in the encrypted database's ``meta`` table (never in a plain fil
 ``sync.blocked``           why pushing the own chain stopped (fork or refusal), until retried
 ``sync.cursor``            the county log position pulled up to
 ``sync.clock_offset_ms``   county time − station time at the last sync
+``sync.enroll_pending``    an enrollment under way: key pair, code id, confirmation key, request
+``sync.http_notice``       the plain-http county address the user was told about (once)
 =========================  =====================================================================
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from schema.errors import UserError
 from sync.crypto import KeyPair, b64, unb64
+from sync.enrollment import fingerprint
 
 KEYPAIR = "sync.keypair"
 KEYPAIR_PUB = "sync.keypair_pub"
@@ -45,6 +48,7 @@ LAST_ATTEMPT = "sync.last_attempt"
 LAST_OK = "sync.last_ok"
 LAST_ERROR = "sync.last_error"
 ONLINE = "sync.online"
+HTTP_NOTICE = "sync.http_notice"
 CLOCK_HEAD = "sync.clock_head"  # own head seq at the last clock measurement
 
 
@@ -88,6 +92,11 @@ class County:
             station=str(d["station"]),
             url=str(d.get("url", "") or ""),
         )
+
+    @property
+    def fingerprint(self) -> str:
+        """The county's keys as the admin's ``county-center enroll`` printed them, to compare."""
+        return fingerprint(self.sign_pub, self.enc_pub, self.recovery_pub) if self.recovery_pub else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {

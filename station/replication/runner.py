@@ -24,7 +24,7 @@ import logging
 
 from schema.errors import UserError
 from station import clock
-from station.replication import enroll, pull, push, relay
+from station.replication import enroll, pull, push, relay, transport
 from station.replication import identity as I
 from station.replication.context import (
     ERROR,
@@ -163,7 +163,10 @@ def sync_now(
                 "UPDATE relay_segment SET state = 'pending', error = '', reason = '' WHERE state = 'refused'"
             )
     own_client = client is None
-    client = client or Client(chosen)
+    client = client or transport.client_for(session, chosen)
+    notice = transport.plain_http_notice(session, client.base_url)
+    if notice:
+        report.notices.append(notice)
     ctx = Ctx(session, client, key, county, report, progress)
     log_id = _start_log(session, report.started_at)
     try:

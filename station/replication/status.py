@@ -20,6 +20,7 @@ class SyncStatus:
     enrolled: bool
     county: str  # county name (or code), "" when not enrolled
     url: str
+    county_fingerprint: str  # of the county's keys, as shown at enrollment ("" when not enrolled)
     online: bool | None  # as last seen; None: never tried
     last_attempt: str | None
     last_success: str | None  # ISO time of the last sync that went through
@@ -66,6 +67,7 @@ class SyncStatus:
         lines = [self.message]
         if self.enrolled:
             lines.append(f"县中心：{self.county}  {self.url}")
+            lines.append(f"县中心密钥指纹：{self.county_fingerprint}")
         if self.pending_relay:
             lines.append(f"其中转交下级站的记录 {self.pending_relay} 条")
         if self.offset_ms is not None:
@@ -85,6 +87,7 @@ class SyncStatus:
             "enrolled": self.enrolled,
             "county": self.county,
             "url": self.url,
+            "county_fingerprint": self.county_fingerprint,
             "online": self.online,
             "last_attempt": self.last_attempt,
             "last_success": self.last_success,
@@ -147,6 +150,7 @@ def sync_status(session) -> SyncStatus:
         enrolled=county is not None and I.keypair(session) is not None,
         county=(county.name or county.code) if county else "",
         url=I.county_url(session),
+        county_fingerprint=county.fingerprint if county else "",
         online=None if online_raw is None else online_raw == "1",
         last_attempt=session.store.meta(I.LAST_ATTEMPT),
         last_success=session.store.meta(I.LAST_OK),

@@ -22,7 +22,7 @@ from schema.org import OrgCode, Role
 from station.config import StationConfig
 from station.services import users as users_service
 from station.session import Session, check_role_for_station
-from station.store.keyslots import SlotInfo, validate_pin
+from station.store.keyslots import Protection, SlotInfo, WrongPin, validate_pin
 
 IDLE_MIN, IDLE_MAX = 1, 120
 AUDIT_LIMIT = 500
@@ -46,7 +46,7 @@ class StationInfo:
     county_name: str
     county_url: str  # the URL syncs use (settings first, else the one learnt at enrollment)
     key_fingerprint: str  # this station's signing key (as the county admin sees it), "" if not enrolled
-    county_fingerprint: str
+    county_fingerprint: str  # the county's keys (sync.enrollment.fingerprint), "" if not enrolled
     revoked: bool
     revoked_reason: str
     request_pending: bool  # an offline enrollment request was written; its answer is awaited
@@ -88,11 +88,11 @@ def station_info(session: Session) -> StationInfo:
         county_name=county.name if county else "",
         county_url=I.county_url(session),
         key_fingerprint=fingerprint(key_id(keypair.public.sign)) if keypair is not None and enrolled else "",
-        county_fingerprint=fingerprint(key_id(county.sign_pub)) if county is not None else "",
+        county_fingerprint=county.fingerprint if county is not None else "",
         revoked=bool(revoked),
         revoked_reason=str(revoked.get("reason", "")),
-        request_pending=bool(pending) and not enrolled,
-        request_at=str(pending.get("at", "")),
+        request_pending=bool(pending.get("written_at")) and not enrolled,
+        request_at=str(pending.get("written_at", "")),
     )
 
 
@@ -192,6 +192,23 @@ def disable_user(session: Session, login: str) -> None:
 def reset_pin(session: Session, login: str, *, pin: str, pin2: str) -> None:
     check_pins(pin, pin2)
     users_service.reset_pin(session, login, pin)
+
+
+def change_own_pin(session: Session, *, old: str, pin: str, pin2: str) -> None:
+    if not old:
+        raise ValidationError("请输入原PIN", field="old")
+    check_pins(pin, pin2)
+    try:
+        users_service.change_pin(session, old, pin)
+    except UserError as exc:
+        if exc.field == "pin" and isinstance(exc, WrongPin):
+            raise ValidationError("原" + exc.message, field="old") from None
+        raise
+
+
+def key_protection(session: Session) -> Protection:
+    """How this station's PINs are protected (a warning when a copied data directory could be guessed)."""
+    return session.slots.protection()
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from station.config import CONFIG_FILE, DB_FILE, SLOTS_FILE, DataDir, StationCon
 from station.session import Session
 from station.store.atomicfile import fsync_dir
 from station.store.db import key_pragma, open_database, translate_errors
-from station.store.keyslots import KeySlots, WrongPin
+from station.store.keyslots import DeviceSecretMissing, KeySlots, WrongPin
 from station.store.migrate import migrate
 from station.store.store import Store
 
@@ -278,6 +278,11 @@ def _check(staging: Path, manifest: dict[str, Any], login: str, pin: str) -> tup
         user, key = slots.unlock(login, pin)
     except WrongPin:  # the count is kept in the discarded copy: "还可尝试N次" would not be true
         raise BackupError(f"PIN不正确：请输入 {login} 在备份时使用的PIN。未做任何改动") from None
+    except DeviceSecretMissing:
+        raise BackupError(
+            "这个备份的PIN与做备份的那台电脑绑定（系统凭据库中的设备密钥），在这台电脑上打不开，未做任何改动。"
+            "换了电脑时请请县中心停用旧电脑，新电脑重新登记后同步，即可从县中心取回已同步的全部记录"
+        ) from None
     if not hmac.compare_digest(_mac(key, manifest), manifest["mac"]):
         key[:] = bytes(len(key))
         raise BackupError("备份文件的校验码不符（已损坏或被改动），未做任何改动")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from schema.case import CLOCK_RUNNING_STATES, CaseView, MaterialStatus, State
-from schema.lifecycle import Rule, allowed_actions
+from schema import rules
+from schema.case import CaseView, State
 from schema.org import Level
+from schema.rules import Action
 from schema.workdays import Deadline, TimeUnit
 from station import clock
 from station.services import cases
@@ -33,10 +34,10 @@ class DueInfo:
 def due_info(
     state: State, due_date: str | None, estimated: bool, *, accepted: bool = True, today: date | None = None
 ) -> DueInfo:
-    """The promised completion date as shown: 预计 when estimated, overdue only while the clock runs.
+    """The promised completion date as shown: 预计 when estimated, overdue when it has passed.
 
-    Overdue means what ``queries.list_cases(overdue=True)`` means: 办理中/已退回 with a due date
-    before today.
+    Overdue means what ``queries.list_cases(overdue=True)`` means: an open case with a due date
+    before today (a 特别程序 or 公示 that ran past its end date counts: its clock resumed).
     """
     if due_date is None:
         if not accepted:
@@ -47,7 +48,7 @@ def due_info(
     text = due_date + ("（预计）" if estimated else "")
     today = today or clock.today()
     due = date.fromisoformat(due_date)
-    if state in CLOCK_RUNNING_STATES and due < today:
+    if state.is_open and due < today:
         return DueInfo(text, True, (today - due).days)
     return DueInfo(text, False)
 
@@ -57,7 +58,7 @@ class CaseDetail:
     view: CaseView
     due: DueInfo
     timeline: list[Entry]
-    actions: list[Rule]
+    actions: list[Action]
 
     @property
     def holder_label(self) -> str:
@@ -72,32 +73,11 @@ def detail(session: Session, case_id: str) -> CaseDetail:
         "SELECT due_date, due_estimated FROM case_view WHERE case_id = ?", (view.case_id,)
     ).fetchone()
     due = due_info(view.state, row[0], bool(row[1]), accepted=view.accepted_at is not None)
-    actions = allowed_actions(view, session.user.role, session.actor.org)
+    actions = rules.allowed_actions(view, session.author, clock.iso(clock.now()))
     return CaseDetail(view, due, timeline(session, view.case_id), actions)
 
 
 # -- inputs the actions offer ------------------------------------------------------------------
-
-
-def material_names(view: CaseView, *statuses: MaterialStatus) -> list[str]:
-    """The case's materials in catalog order, those with one of ``statuses`` (all if none given)."""
-    order = [m["name"] for m in view.item.get("materials", [])]
-    names = [m for m in order if m in view.materials] + [m for m in view.materials if m not in order]
-    if not statuses:
-        return names
-    wanted = {s.value for s in statuses}
-    return [m for m in names if view.materials[m] in wanted]
-
-
-def rongque_candidates(view: CaseView) -> list[str]:
-    """Missing materials the catalog lets the case be accepted without (容缺)."""
-    allowed = {m["name"] for m in view.item.get("materials", []) if m.get("rongque")}
-    return [m for m in material_names(view, MaterialStatus.MISSING) if m in allowed]
-
-
-def missing_required(view: CaseView) -> list[str]:
-    required = {m["name"] for m in view.item.get("materials", []) if m.get("required", True)}
-    return [m for m in material_names(view, MaterialStatus.MISSING) if m in required]
 
 
 def promised_if_accepted_today(session: Session, view: CaseView) -> Deadline | None:
@@ -109,6 +89,10 @@ def promised_if_accepted_today(session: Session, view: CaseView) -> Deadline | N
     return session.store.cases.calendar().add(clock.today(), int(days), unit)
 
 
-def supplement_deadline_today(session: Session, view: CaseView) -> str:
-    """The 补正期限 a 一次性告知 issued today would write."""
-    return cases.supplement_deadline(session, view, clock.today())
+def preview_body(session: Session, view: CaseView, action: Action) -> dict:
+    """What the action would write with default inputs (the 补正期限 of a 一次性告知, a 公示's end
+    date …), for its dialog to show before the person confirms."""
+    try:
+        return action.prepare(view, {f.name: None for f in action.fields}, cases.env(session))
+    except (TypeError, ValueError, KeyError):
+        return {}

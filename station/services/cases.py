@@ -1,25 +1,29 @@
-"""Case operations: what the CLI and the UI call. No rule lives here twice:
-each function shapes the input into an event body and the store checks it
-against :mod:`schema.lifecycle` before appending.
+"""Case operations: what the CLI and the UI call. No rule lives here: an action's inputs are
+parsed by its fields, shaped into an event body by the action itself (schema.rules) and the
+store checks it against the same rule object before appending.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from schema import events as K
-from schema.case import CaseView, MaterialStatus, Outcome, Special, State
-from schema.choices import parse_choice
-from schema.errors import NotFoundError, ValidationError
+from schema import rules
+from schema.case import CaseView, Channel, MaterialStatus, State
+from schema.errors import NotFoundError, TransitionError, ValidationError
+from schema.identity import parse_document
 from schema.ids import new_id
-from schema.lifecycle import snapshot_item
 from schema.org import Level, OrgCode
-from schema.validation import check_length, check_person_name, normalize_mobile, parse_id_number
-from schema.workdays import TimeUnit
+from schema.rules import Action, snapshot_item
+from schema.validation import check_length, check_person_name, normalize_mobile
+from schema.workdays import WorkCalendar
 from station import clock
 from station.services import catalog as catalogs
 from station.session import Session
+
+PROXY_RELATIONS = ("子女", "配偶", "父母", "其他亲属", "监护人", "受托人")
 
 
 def case_number(org: str, day: date, station_no: int, n: int) -> str:
@@ -52,11 +56,61 @@ def get(session: Session, ref: str) -> CaseView:
     return view
 
 
-def _act(session: Session, ref: str, kind: str, body: dict[str, Any], at=None) -> CaseView:
+@dataclass(frozen=True)
+class StationEnv:
+    """What an action needs from the station to build its event body (schema.rules.Env)."""
+
+    today: date
+    calendar: WorkCalendar
+    actor: rules.Actor
+
+
+def env(session: Session) -> StationEnv:
+    return StationEnv(clock.today(), session.store.cases.calendar(), session.author)
+
+
+def action_named(name: str) -> Action:
+    action = rules.BY_NAME.get(name) or rules.ACTIONS.get(name)
+    if action is None:
+        raise NotFoundError(f"没有“{name}”这个办件操作")
+    return action
+
+
+def act(session: Session, ref: str, name: str, values: dict[str, Any] | None = None, *, at=None,
+        onsite: bool = False) -> CaseView:
+    """Take the action ``name`` (``accept``, ``decide`` … or its event kind) on case ``ref``.
+
+    ``values`` are what a person typed or picked, by field name; ``at`` the paper date of a 补录
+    entry. ``onsite``: the applicant pressed the keys on the rating screen — the only way a 现场
+    评价 is recorded; staff never type a rating in for the applicant.
+    """
+    action = action_named(name)
     view = get(session, ref)
     now, extra = _when(at)
-    session.store.record(session.actor, kind, view.case_id, {**body, **extra}, at=now)
+    # May this person take it at all? Said before any input is questioned (the store checks again).
+    why = action.refusal(view, session.author, extra.get("effective_at") or clock.iso(now))
+    if why:
+        raise TransitionError(why)
+    parsed = action.parse(values or {}, view)
+    if action.kind == K.CASE_RATED and parsed.get("channel") == Channel.ONSITE and not onsite:
+        raise ValidationError("现场评价须由申请人在评价屏上自己按键，不能由工作人员代为录入", field="channel")
+    body = action.prepare(view, parsed, env(session))
+    session.store.record(session.actor, action.kind, view.case_id, {**body, **extra}, at=now)
     return session.store.cases.load(view.case_id)  # type: ignore[return-value]
+
+
+def check_proxy(proxy: dict[str, Any] | None) -> dict[str, Any] | None:
+    """代办人/委托人 acting for the applicant: name, relation, their document (checked), phone."""
+    if not proxy or not any(str(v or "").strip() for v in proxy.values()):
+        return None
+    name = check_person_name(proxy.get("name") or "", label="代办人姓名", field="proxy_name")
+    relation = str(proxy.get("relation") or "").strip()
+    if relation not in PROXY_RELATIONS:
+        raise ValidationError("代办人与申请人的关系可选：" + "、".join(PROXY_RELATIONS), field="proxy_relation")
+    doc = parse_document(proxy.get("doc_type"), str(proxy.get("doc_number") or ""), today=clock.today())
+    phone = normalize_mobile(proxy["phone"]) if str(proxy.get("phone") or "").strip() else ""
+    return {"name": name, "relation": relation, "doc_type": doc.doc_type.value, "doc_number": doc.number,
+            "phone": phone}
 
 
 def register(
@@ -65,17 +119,20 @@ def register(
     item_code: str,
     name: str,
     id_number: str,
+    doc_type: str | None = None,
     phone: str | None = None,
     received: list[str] | None = None,
     received_at: str | None = None,
     note: str = "",
+    proxy: dict[str, Any] | None = None,
+    first_responder: str | None = None,
 ) -> CaseView:
     item = catalogs.get(item_code, session)
     level = OrgCode(session.config.org).level
     if level is Level.VILLAGE and not item.village_may_accept:
-        raise ValidationError(f"“{item.name}”村级仅可咨询，请告知申请人到{item.decide_level.label}窗口办理")
+        raise ValidationError(f"“{item.name}”村级仅可咨询，请登记为咨询，并告知申请人到{item.decide_level.label}窗口办理")
     name = check_person_name(name, label="申请人姓名")
-    ident = parse_id_number(id_number, today=clock.today())
+    doc = parse_document(doc_type, id_number, today=clock.today())
     mobile = normalize_mobile(phone) if phone else ""
     note = check_length(note or "", "备注", 500)
     names = [m.name for m in item.materials]
@@ -85,15 +142,19 @@ def register(
             raise ValidationError(f"材料“{m}”不在“{item.name}”的材料清单中，可选：{'、'.join(names)}")
     now, extra = _when(received_at)
     body = {
-        "item": snapshot_item(item),
-        "applicant": {"name": name, "id_number": ident.number, "gender": ident.gender,
-                      "birth_date": ident.birth_date.isoformat(), "phone": mobile},
+        "item": snapshot_item(item, catalogs.current_policy(session)),
+        "applicant": {"name": name, "doc_type": doc.doc_type.value, "id_number": doc.number, "gender": doc.gender,
+                      "birth_date": doc.birth_date.isoformat() if doc.birth_date else "", "phone": mobile},
         "materials": {m: (MaterialStatus.RECEIVED if m in received else MaterialStatus.MISSING).value
                       for m in names},
         "received_at": extra.get("effective_at", clock.iso(now)),
+        "first_responder": first_responder or session.actor.user_id,
         "note": note,
         **extra,
     }
+    checked_proxy = check_proxy(proxy)
+    if checked_proxy:
+        body["proxy"] = checked_proxy
     store = session.store
     with store.writing():
         day = clock.parse_iso(body["received_at"]).date()
@@ -108,91 +169,12 @@ def register(
     return store.cases.load(ev.subject)  # type: ignore[return-value]
 
 
-def accept(session: Session, ref: str, *, rongque: list[str] | None = None, opinion: str = "", at=None) -> CaseView:
-    return _act(session, ref, K.CASE_ACCEPTED, {"rongque": list(rongque or []), "opinion": opinion}, at)
-
-
 def complete_at_once(session: Session, ref: str, *, opinion: str = "", certificate: str = "") -> CaseView:
-    """即办: accepted and decided on the spot, as one transaction."""
+    """即办: accepted and decided on the spot, as one transaction (where the catalog allows it)."""
     with session.store.writing():
-        accept(session, ref, opinion=opinion)
-        return decide(session, ref, outcome="approved", opinion=opinion or "即办", certificate=certificate)
-
-
-def supplement_deadline(session: Session, view: CaseView, start: date) -> str:
-    days = int(view.item.get("supplement_days") or 30)
-    unit = TimeUnit(view.item.get("supplement_unit") or "natural")
-    return session.store.cases.calendar().add(start, days, unit).date.isoformat()
-
-
-def notify_missing(session: Session, ref: str, *, missing: list[str] | None = None, opinion: str = "", at=None):
-    """一次性告知: every missing material at once (default: all still missing)."""
-    view = get(session, ref)
-    if missing is None:  # every missing required material, all at once (一次性)
-        required = {m["name"] for m in view.item.get("materials", []) if m.get("required", True)}
-        missing = [m for m, s in view.materials.items() if s == MaterialStatus.MISSING and m in required]
-    _, extra = _when(at)
-    start = clock.parse_iso(extra["effective_at"]).date() if extra else clock.today()
-    body = {"missing": missing, "opinion": opinion, "deadline": supplement_deadline(session, view, start)}
-    return _act(session, ref, K.CASE_NOTIFIED_MISSING, body, at)
-
-
-def supplement(session: Session, ref: str, materials: list[str], *, at=None) -> CaseView:
-    return _act(session, ref, K.CASE_SUPPLEMENTED, {"materials": list(materials)}, at)
-
-
-def lapse(session: Session, ref: str, *, opinion: str = "", at=None) -> CaseView:
-    return _act(session, ref, K.CASE_LAPSED, {"opinion": opinion}, at)
-
-
-def refuse(session: Session, ref: str, reason: str, *, at=None) -> CaseView:
-    return _act(session, ref, K.CASE_REFUSED, {"reason": check_length(reason, "理由", 500)}, at)
-
-
-def forward(session: Session, ref: str, *, opinion: str = "", at=None) -> CaseView:
-    return _act(session, ref, K.CASE_FORWARDED, {"opinion": check_length(opinion, "意见", 500)}, at)
-
-
-def return_down(session: Session, ref: str, reason: str, *, at=None) -> CaseView:
-    return _act(session, ref, K.CASE_RETURNED, {"reason": check_length(reason, "理由", 500)}, at)
-
-
-def start_special(session: Session, ref: str, procedure: str, reason: str, *, days: int | None = None, at=None):
-    proc = _parse_special(procedure)
-    return _act(session, ref, K.CASE_SPECIAL_STARTED,
-                {"procedure": proc.value, "reason": check_length(reason, "理由", 500), "days": days}, at)
-
-
-def end_special(session: Session, ref: str, *, result: str = "", at=None) -> CaseView:
-    return _act(session, ref, K.CASE_SPECIAL_ENDED, {"result": check_length(result, "结果", 500)}, at)
-
-
-def co_opinion(session: Session, ref: str, department: str, agree: bool, opinion: str = "", *, at=None):
-    return _act(session, ref, K.CASE_CO_OPINION, {"department": department, "agree": agree, "opinion": opinion}, at)
-
-
-def decide(session: Session, ref: str, outcome: str, *, opinion: str = "", certificate: str = "", at=None):
-    return _act(session, ref, K.CASE_DECIDED,
-                {"outcome": _parse_outcome(outcome).value, "opinion": check_length(opinion, "意见", 500),
-                 "certificate": check_length(certificate, "证照编号", 100)}, at)
-
-
-DELIVERY_METHODS = ("窗口领取", "村代办员代领", "邮寄", "电子送达")
-
-
-def deliver(session: Session, ref: str, method: str = "窗口领取", *, at=None) -> CaseView:
-    if method not in DELIVERY_METHODS:
-        raise ValidationError("送达方式可选：" + "、".join(DELIVERY_METHODS), field="method")
-    return _act(session, ref, K.CASE_DELIVERED, {"method": method}, at)
-
-
-def rate(session: Session, ref: str, level: int, *, comment: str = "", at=None) -> CaseView:
-    return _act(session, ref, K.CASE_RATED, {"level": level, "comment": check_length(comment, "评价内容", 500)}, at)
-
-
-def void(session: Session, ref: str, reason: str, *, entry_error: bool = False, at=None) -> CaseView:
-    return _act(session, ref, K.CASE_VOIDED,
-                {"reason": check_length(reason, "作废原因", 500), "entry_error": entry_error}, at)
+        act(session, ref, "accept", {"opinion": opinion})
+        return act(session, ref, "decide", {"outcome": "approved", "opinion": opinion or "即办",
+                                            "certificate": certificate})
 
 
 def reveal_id_number(session: Session, ref: str) -> str:
@@ -200,16 +182,6 @@ def reveal_id_number(session: Session, ref: str) -> str:
     view = get(session, ref)
     session.store.record(session.actor, K.CASE_ID_VIEWED, view.case_id, {"case_no": view.case_no})
     return view.applicant.get("id_number", "")
-
-
-def _parse_outcome(text: str) -> Outcome:
-    aliases = dict.fromkeys(("通过", "准予许可", "同意"), Outcome.APPROVED)
-    return parse_choice(Outcome, text, unknown="未知的决定结果", field="outcome", aliases=aliases)
-
-
-def _parse_special(text: str) -> Special:
-    aliases = {s.label.replace("审批", ""): s for s in Special}  # 延长 for 延长审批
-    return parse_choice(Special, text, unknown="未知的特别程序种类", field="procedure", aliases=aliases)
 
 
 def states_for(text: str | None) -> list[str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from schema.catalog import Catalog, Item, default_catalog
+from schema.catalog import Catalog, Item, Policy, default_catalog
 from station.catalog_search import CatalogIndex
 
 
@@ -28,3 +28,8 @@ def search(text: str, session=None, limit: int = 20) -> list[Item]:
 
 def get(code: str, session=None) -> Item:
     return current_catalog(session).get(code.strip())
+
+
+def current_policy(session=None) -> Policy:
+    """The county's limits published with the catalog (stage limits, 容缺 and 整改 days …)."""
+    return current_catalog(session).policy

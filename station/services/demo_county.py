@@ -19,7 +19,7 @@ from station import clock
 from station.config import DataDir
 from station.replication import enroll, runner
 from station.services.demo import COUNTY, DEMO_PIN, _demo_session, simulate, summary_of
-from sync import api
+from sync import enrollment
 from sync.client import Client
 from sync.crypto import KeyPair
 from sync.messages import make_segment
@@ -70,9 +70,9 @@ def build_demo_county(root: str | Path, *, cases: int, seed: int = 1) -> dict[st
                 county_enroll(
                     cdb,
                     county,
-                    api.enroll_request(
+                    enrollment.make_request(
                         key,
-                        code=code,
+                        enrollment.derive(code, county.code),
                         station=sim.station_id,
                         org=sim.org,
                         name=sim.name,

@@ -1,17 +1,22 @@
-"""A case's full history for people: who, at which level, when, what, 意见."""
+"""A case's full history for people: who, at which level, when, what, 意见.
+
+The words for each action are the rule object's own (``Action.describe``); who and at which
+level come from the same resolver the fold uses (the registry and the staff directory), not from
+what the event says about itself.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from schema import events as K
-from schema.case import Outcome, Special
-from schema.lifecycle import RULES
-from schema.org import OrgCode, Role
+from schema import rules
+from schema.errors import TransitionError
 from station.session import Session
 
-KIND_LABELS = {K.CASE_REGISTERED: "收件登记", K.CASE_ID_VIEWED: "查看完整身份证号",
-               **{k: r.label for k, r in RULES.items()}}
+KIND_LABELS = {K.CASE_REGISTERED: "收件登记", K.CASE_ID_VIEWED: "查看完整身份证号", K.CASE_PRINTED: "打印文书",
+               **{k: a.label for k, a in rules.ACTIONS.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,46 +41,42 @@ class Entry:
         return s
 
 
-def _detail(kind: str, b: dict) -> str:
-    if kind == K.CASE_NOTIFIED_MISSING:
-        return "缺：" + "、".join(b.get("missing", [])) + f"；补正期限 {b.get('deadline')}"
-    if kind == K.CASE_SUPPLEMENTED:
-        return "补交：" + "、".join(b.get("materials", []))
-    if kind == K.CASE_ACCEPTED and b.get("rongque"):
-        return "容缺：" + "、".join(b["rongque"])
-    if kind == K.CASE_DECIDED:
-        try:
-            label = Outcome(b.get("outcome")).label
-        except ValueError:
-            label = str(b.get("outcome"))
-        return label + (f"，{b['opinion']}" if b.get("opinion") else "")
-    if kind == K.CASE_SPECIAL_STARTED:
-        try:
-            label = Special(b.get("procedure")).label
-        except ValueError:
-            label = str(b.get("procedure"))
-        return f"{label}：{b.get('reason', '')}"
-    if kind == K.CASE_RATED:
-        return f"{b.get('level')}星 {b.get('comment', '')}".strip()
+def _registered(body: dict[str, Any], names: dict[str, str]) -> str:
+    item = body.get("item") if isinstance(body.get("item"), dict) else {}
+    parts = [str(item.get("name", ""))]
+    first = body.get("first_responder")
+    if isinstance(first, str) and first:
+        parts.append(f"首问负责人 {names.get(first, first[:8])}")
+    proxy = body.get("proxy")
+    if isinstance(proxy, dict) and proxy.get("name"):
+        parts.append(f"代办人 {proxy['name']}（{proxy.get('relation', '')}）")
+    return "，".join(p for p in parts if p)
+
+
+def detail(kind: str, body: dict[str, Any], names: dict[str, str]) -> str:
     if kind == K.CASE_REGISTERED:
-        return b.get("item", {}).get("name", "")
-    for key in ("reason", "opinion", "method", "result"):
-        if b.get(key):
-            return str(b[key])
-    return ""
+        return _registered(body, names)
+    if kind == K.CASE_PRINTED:
+        return str(body.get("title") or "") + ("（补打）" if body.get("reprint") else "")
+    action = rules.ACTIONS.get(kind)
+    return action.describe(body) if action is not None else ""
 
 
 def timeline(session: Session, case_id: str) -> list[Entry]:
     names = dict(session.db.execute_sql("SELECT user_id, name FROM user").fetchall())
     view = session.store.cases.load(case_id)
     conflicts = {c.event_id: c.reason for c in view.conflicts} if view else {}
+    who = session.store.authors
     out = []
     for ev in session.store.case_events(case_id):
         try:
-            role = Role(ev.role).label
-            level = OrgCode(ev.org).level.label
-        except Exception:
+            actor = who(ev)
+            role, level = actor.role.label, actor.level.label
+            if actor.department:
+                level += f"（{actor.department}）"
+        except TransitionError:
             role, level = ev.role, ""
         out.append(Entry(ev.body.get("effective_at") or ev.at, names.get(ev.actor, ev.actor[:8]), role, level,
-                         KIND_LABELS.get(ev.kind, ev.kind), _detail(ev.kind, ev.body), conflicts.get(ev.id, "")))
+                         KIND_LABELS.get(ev.kind, ev.kind), detail(ev.kind, ev.body, names),
+                         conflicts.get(ev.id, "")))
     return out

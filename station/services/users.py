@@ -8,7 +8,7 @@ accounts; nobody re-encrypts the database to do it.
 from __future__ import annotations
 
 from schema import events as K
-from schema.errors import TransitionError
+from schema.errors import TransitionError, ValidationError
 from schema.ids import new_id
 from schema.org import OrgCode, Role
 from schema.validation import check_person_name
@@ -54,12 +54,28 @@ def disable_user(session: Session, login: str) -> None:
 
 
 def reset_pin(session: Session, login: str, new_pin: str) -> None:
+    """Someone else's PIN, by a higher role (one's own PIN is changed with the old one: change_pin)."""
     target = session.slots.find(login)
-    if target.user_id != session.user.user_id:
-        check_can_manage(session, target.role, "重置PIN：")
+    if target.user_id == session.user.user_id:
+        raise TransitionError("不能重置自己的PIN：请用“修改我的PIN”，需要输入原PIN")
+    check_can_manage(session, target.role, "重置PIN：")
+    validate_pin(new_pin)
     with session.store.writing():
-        session.store.record(session.actor, K.USER_PIN_RESET, target.user_id, {"user_id": target.user_id})
+        session.store.record(session.actor, K.USER_PIN_RESET, target.user_id,
+                             {"user_id": target.user_id, "how": "reset"})
         session.slots.reset_pin(login, new_pin, session.data_key())
+
+
+def change_pin(session: Session, old_pin: str, new_pin: str) -> None:
+    """The signed-in user's own PIN; the old PIN is checked again (and counted like an unlock)."""
+    validate_pin(new_pin)
+    me = session.user
+    if old_pin == new_pin:
+        raise ValidationError("新PIN不能与原PIN相同", field="pin")
+    session.slots.check_pin(me.login, old_pin)
+    with session.store.writing():
+        session.store.record(session.actor, K.USER_PIN_RESET, me.user_id, {"user_id": me.user_id, "how": "changed"})
+        session.slots.reset_pin(me.login, new_pin, session.data_key())
 
 
 def list_users(session: Session) -> list[SlotInfo]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from schema.events import ChainError, verify_chain
-from station.projections.cases import VIEW_COLUMNS, CaseProjection, view_row
+from station.projections.cases import VIEW_COLUMNS, view_row
 from station.session import Session
 from station.store.db import integrity_problems
 
@@ -78,7 +78,7 @@ def verify_station(session: Session) -> Report:
                 _verify_partial(evs)
         except ChainError as e:
             report.problems.append(f"哈希链断裂：{e}")
-    folded = CaseProjection.fold_all(events)
+    folded = store.cases.fold_all(events)
     report.cases = len(folded)
     cal = store.cases.calendar()
     stored = {r[0]: r for r in session.db.execute_sql(f"SELECT {VIEW_COLUMNS} FROM case_view").fetchall()}

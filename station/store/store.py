@@ -25,8 +25,11 @@ from schema.events import GENESIS, Event, seal
 from schema.ids import new_id
 from schema.org import Role
 from station import clock
+from station.projections import registers
+from station.projections.authors import Authors
 from station.projections.cases import CaseProjection
 from station.projections.directory import DirectoryProjection
+from station.projections.registers import RegisterProjection
 from station.replication import registry
 from station.store.db import translate_errors
 
@@ -65,7 +68,9 @@ class Store:
     def __init__(self, db, station_id: str) -> None:
         self.db = db
         self.station_id = station_id
-        self.cases = CaseProjection(db)
+        self.authors = Authors(db)
+        self.cases = CaseProjection(db, self.authors)
+        self.registers = RegisterProjection(db, self.authors)
         self.directory = DirectoryProjection(db)
         self._txn_depth = 0
         self._head: tuple[int, str] | None = None
@@ -91,7 +96,8 @@ class Store:
         with translate_errors(), self.db.atomic("IMMEDIATE"):
             self._txn_depth = 1
             try:
-                self.cases.check_fresh()  # another connection (a sync thread) may have written
+                if self.cases.check_fresh():  # another connection (a sync thread) may have written
+                    self.authors.forget()
                 self._head = self._read_head()
                 self._hlc = int(self.meta("hlc") or 0)
                 yield
@@ -194,7 +200,12 @@ class Store:
                 by_case.setdefault(ev.subject, []).append(ev)
                 continue
             try:
+                if ev.kind in registers.KINDS:
+                    self.registers.apply(ev, strict=False, events_of=self.subject_events)
+                    continue
                 self.directory.apply(ev)
+                if ev.kind == K.USER_ADDED:
+                    self.authors.forget()
             except (KeyError, TypeError, ValueError, AttributeError, IntegrityError):
                 # Authentic but malformed (the county stores what stations send): the event is
                 # kept in the log; one bad body must never block the rest of a sync.
@@ -214,8 +225,12 @@ class Store:
     def _project(self, ev: Event, *, strict: bool) -> None:
         if ev.kind.startswith("case."):
             self.cases.apply(ev, strict=strict, events_of=self.case_events)
+        elif ev.kind in registers.KINDS:
+            self.registers.apply(ev, strict=strict, events_of=self.subject_events)
         else:
             self.directory.apply(ev)
+            if ev.kind == K.USER_ADDED:
+                self.authors.forget()
             if ev.kind == K.CALENDAR_SET:
                 self.cases.calendar_changed()
 
@@ -252,6 +267,10 @@ class Store:
             f"SELECT {EVENT_COLUMNS} FROM event WHERE subject = ? ORDER BY hlc, station, seq", (case_id,)
         ).fetchall()
         return [row_to_event(r) for r in rows]
+
+    def subject_events(self, subject: str) -> list[Event]:
+        """Every event about ``subject`` (a complaint, a case …) in folding order."""
+        return self.case_events(subject)
 
     def case_events_many(self, case_ids: list[str]) -> dict[str, list[Event]]:
         """The case events of several cases, each list in folding order."""

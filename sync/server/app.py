@@ -24,9 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schema.errors import UserError
 from sync import api, envelope
+from sync import recovery as recovery_format
 from sync.errors import ProtocolError, malformed
 from sync.messages import VERSION
-from sync.server import ingest, pull, registry
+from sync.server import ingest, pull, recovery, registry
 from sync.server.audit import record_refusal
 from sync.server.config import Settings, now_iso, now_ms
 from sync.server.db import CountyDB, DatabaseUnavailable, connect
@@ -47,6 +48,15 @@ SIGNED_SCHEMA = {
     "properties": {
         "h": {"type": "string", "description": "canonical JSON text"},
         "s": {"type": "string", "description": "base64 Ed25519 signature over h"},
+    },
+}
+# An enrollment request or answer (sync.enrollment): signed, plus the MAC keyed from the one-time code.
+ENROLL_SCHEMA = {
+    "type": "object",
+    "required": ["h", "s", "m"],
+    "properties": {
+        **SIGNED_SCHEMA["properties"],
+        "m": {"type": "string", "description": "base64 HMAC-SHA256 over h, keyed from the one-time code"},
     },
 }
 BINARY = {"content": {api.OCTET: {"schema": {"type": "string", "format": "binary"}}}}
@@ -120,11 +130,11 @@ def create_app(
 
     @app.post(
         "/v1/enroll",
-        summary="工作站登记（签名的登记请求 → 签名的登记答复）",
+        summary="工作站登记（经登记码校验的登记请求 → 县中心签名并经登记码校验的答复；登记码本身不传输）",
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED_SCHEMA}}}
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ENROLL_SCHEMA}}}
         },
-        responses={"200": {"content": {"application/json": {"schema": SIGNED_SCHEMA}}}, **REFUSALS},
+        responses={"200": {"content": {"application/json": {"schema": ENROLL_SCHEMA}}}, **REFUSALS},
     )
     async def enroll(request: Request) -> Response:
         async def run(info: dict) -> Response:
@@ -137,6 +147,34 @@ def create_app(
             return SafeJSONResponse(answer)
 
         return await _guard(request, "enroll", run)
+
+    @app.post(
+        "/v1/recovery",
+        summary="工作站用户申请恢复（签名的恢复申请 → 申请编号；县中心管理员核对后批准）",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED_SCHEMA}}}
+        },
+        responses=REFUSALS,
+    )
+    async def recovery_request(request: Request) -> Response:
+        async def run(info: dict) -> Response:
+            ctx.enroll_limiter.check(info["remote"])
+            body = await read_body(request, recovery_format.MAX_BYTES)
+            wire = recovery_format.parse_wire(body, "恢复申请")
+            info["station"] = _claimed_station(wire["h"])
+            item = await run_in_threadpool(recovery.submit, ctx.cdb, ctx.county, wire, remote=info["remote"])
+            return SafeJSONResponse({"id": item.request.id, "status": "pending", "check": item.request.check_code})
+
+        return await _guard(request, "recovery", run)
+
+    @app.get("/v1/recovery/{request_id}", summary="取恢复申请的结果（待批准 / 已批准附签名答复 / 已拒绝）",
+             responses=REFUSALS)
+    async def recovery_answer(request: Request, request_id: str) -> Response:
+        async def run(info: dict) -> Response:
+            ctx.anon.check(info["remote"])
+            return SafeJSONResponse(await run_in_threadpool(recovery.status, ctx.cdb, request_id))
+
+        return await _guard(request, "recovery", run)
 
     @app.post(
         "/v1/push",

@@ -20,7 +20,8 @@ Item columns (first row = headers; Chinese or the English key): 实施编码 imp
 承诺时限 promise_limit (e.g. ``20工作日``, ``7自然日``, ``0`` = 当场办结), 法定时限
 legal_limit, 公示期 publicity, 补正期限 supplement_limit (empty = none / default),
 收费（分） fee_fen, 收费说明 fee_note, 村级可受理 village_may_accept (是/否),
-联办部门 co_departments (separated by 、 or ；), 设定依据 basis, 办事指南 guide.
+联办部门 co_departments (separated by 、 or ；), 即办层级 immediate_levels (村级、乡镇级、县级, 即办件
+only; empty = its deciding level), 设定依据 basis, 办事指南 guide.
 Material columns: 实施编码 impl_code, 材料名称 name, 材料形式 form (原件/复印件/原件及复印件/
 电子件), 是否必需 required (default 是), 是否容缺 rongque (default 否), 份数 count (default 1),
 备注 note. CSV/Excel need ``--version`` (and take ``--date``, default today).
@@ -62,6 +63,7 @@ ITEM_COLUMNS = {
     "收费说明": "fee_note",
     "村级可受理": "village_may_accept",
     "联办部门": "co_departments",
+    "即办层级": "immediate_levels",
     "设定依据": "basis",
     "办事指南": "guide",
 }
@@ -274,6 +276,7 @@ def _items(
         kwargs["fee_fen"] = _int(r.get("fee_fen", "").replace("免费", "0"), _where(what, n, "fee_fen"), 0)
         kwargs["village_may_accept"] = _bool(r["village_may_accept"], _where(what, n, "village_may_accept"))
         kwargs["co_departments"] = _split(r.get("co_departments", ""))
+        kwargs["immediate_levels"] = _split(r.get("immediate_levels", ""))
         for k in ("fee_note", "basis", "guide"):
             kwargs[k] = r.get(k, "")
         kwargs["materials"] = materials.get(code, [])

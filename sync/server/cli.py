@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ from schema.org import complete_org_code
 from sync.server import audit, bundles, catalog_import, county_chain, pull, registry
 from sync.server.config import CST, Settings, default_db_url, iso_of_ms
 from sync.server.db import CountyDB, connect
-from sync.server.keystore import County, check_not_initialised, init_county, load_county, unlock
+from sync.server.keystore import (
+    County,
+    check_not_initialised,
+    init_county,
+    load_county,
+    unlock,
+    unlock_recovery,
+)
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -81,18 +89,33 @@ def build_parser() -> ChineseParser:
         "--url", default="", help="工作站访问县中心的地址（登记时告知工作站），如 http://10.0.0.5:8470"
     )
 
-    s = cmd("serve", "启动同步服务（需要管理口令）", cmd_serve)
+    s = cmd(
+        "serve",
+        "启动同步服务（需要管理口令）",
+        cmd_serve,
+        epilog="对外服务请用 https：--tls-cert 证书 --tls-key 私钥，或放在 nginx 等反向代理之后（见 docs/county-center.md）。",
+    )
     s.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1；对外服务用 0.0.0.0）")
     s.add_argument("--port", type=int, default=8470, help="端口（默认 8470；0 表示任选空闲端口）")
     s.add_argument(
-        "--url", default="", help="工作站访问县中心的地址（默认为数据库中保存的地址或 http://主机:端口）"
+        "--url", default="", help="工作站访问县中心的地址（默认为数据库中保存的地址或 http(s)://主机:端口）"
+    )
+    s.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="TLS证书文件（PEM，含中间证书）；与 --tls-key 一起给出时用 https 服务",
+    )
+    s.add_argument(
+        "--tls-key", type=Path, default=None, help="TLS私钥文件（PEM，不加密；只应让运行本服务的账户可读）"
     )
 
     s = cmd(
         "enroll",
         "生成工作站一次性登记码，或答复离线登记请求文件",
         cmd_enroll,
-        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码告诉工作站（7天内有效，只能用一次）。\n"
+        epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码和县中心密钥指纹\n"
+        "当面或电话告知工作站（不要通过网络发送登记码；7天内有效，只能用一次）。\n"
         "离线登记：county-center enroll --request-file 请求.json --response-file 答复.json（需要管理口令）。",
     )
     s.add_argument("--org", metavar="CODE", help="工作站所属单位的区划代码：村12位；乡镇9位或12位；县6位或12位")
@@ -101,6 +124,23 @@ def build_parser() -> ChineseParser:
     s.add_argument("--days", type=int, default=registry.CODE_DAYS, help="登记码有效天数（默认7）")
     s.add_argument("--request-file", type=Path, help="工作站导出的离线登记请求文件")
     s.add_argument("--response-file", type=Path, help="写出的登记答复文件（带回工作站导入）")
+
+    s = cmd(
+        "recover",
+        "答复工作站用户的恢复申请（PIN被锁定或遗忘）：核对后用恢复密钥放行（需要管理口令）",
+        cmd_recover,
+        epilog="U盘申请：county-center recover 申请文件 --response-file 答复文件 [--check 核对码]\n"
+        "联网申请：county-center recover --list 查看；county-center recover --approve 申请编号 [--check 核对码]；"
+        "county-center recover --refuse 申请编号 --reason 原因\n"
+        "批准前请用县中心登记的电话联系该工作站，请对方读出屏幕上的核对码，与这里显示的一致才可批准。",
+    )
+    s.add_argument("request_file", nargs="?", type=Path, metavar="FILE", help="工作站写出的恢复申请文件（U盘）")
+    s.add_argument("--response-file", type=Path, help="写出的答复文件（带回工作站导入）")
+    s.add_argument("--check", default=None, help="工作站屏幕上的核对码（不给出时在终端提示输入）")
+    s.add_argument("--list", action="store_true", help="列出联网提交、等待处理的恢复申请")
+    s.add_argument("--approve", metavar="ID", default=None, help="批准一个联网提交的恢复申请（申请编号）")
+    s.add_argument("--refuse", metavar="ID", default=None, help="拒绝一个联网提交的恢复申请（申请编号）")
+    s.add_argument("--reason", default="", help="拒绝的原因（会告知工作站）")
 
     s = cmd("revoke", "吊销工作站（电脑丢失、报废等）：之后它不能再同步", cmd_revoke)
     s.add_argument("station", metavar="STATION", help="工作站编号（见 county-center stations）")
@@ -198,8 +238,15 @@ def cmd_init(args) -> int:
     )
     _out(
         args,
-        {"county": county.code, "name": county.name, "station": county.station, "db": cdb.url},
+        {
+            "county": county.code,
+            "name": county.name,
+            "station": county.station,
+            "db": cdb.url,
+            "fingerprint": county.fingerprint,
+        },
         f"县中心已初始化：{county.name}（{county.code}）\n县中心编号：{county.station}\n数据库：{cdb.url}\n"
+        f"县中心密钥指纹：{county.fingerprint}\n"
         "请牢记管理口令：丢失后无法恢复县中心密钥。",
     )
     return EXIT_OK
@@ -210,6 +257,7 @@ def cmd_serve(args) -> int:
 
     from sync.server.app import create_app
 
+    tls = _tls_options(args.tls_cert, args.tls_key)
     cdb = _db(args)
     county = _unlocked(cdb)
     if not 0 <= args.port <= 65535:
@@ -228,14 +276,37 @@ def cmd_serve(args) -> int:
     sock.listen(2048)  # connections queue from now on, even before uvicorn takes the socket
     port = sock.getsockname()[1]
     settings = Settings(
-        db_url=cdb.url, host=args.host, port=port, public_url=args.url or cdb.get_meta("url") or ""
+        db_url=cdb.url,
+        host=args.host,
+        port=port,
+        public_url=args.url or cdb.get_meta("url") or "",
+        tls=tls is not None,
     )
     app = create_app(settings, cdb=cdb, county=county)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"县中心已启动：http://{args.host}:{port}（{county.name}，按 Ctrl+C 停止）", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
+    scheme = "https" if tls else "http"
+    print(f"县中心已启动：{scheme}://{args.host}:{port}（{county.name}，按 Ctrl+C 停止）", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30, **(tls or {}))
     uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK
+
+
+def _tls_options(cert: Path | None, key: Path | None) -> dict[str, str] | None:
+    """uvicorn's ssl options, after checking that the files load and belong together (Chinese errors)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UserError("启用 https 需要同时给出 --tls-cert（证书）和 --tls-key（私钥）")
+    for path, what in ((cert, "证书"), (key, "私钥")):
+        if not path.is_file():
+            raise UserError(f"找不到TLS{what}文件 {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise UserError(
+            f"无法加载TLS证书和私钥（{getattr(e, 'reason', None) or e}）：请确认是PEM格式、私钥未加密且与证书配对"
+        ) from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 def cmd_enroll(args) -> int:
@@ -255,8 +326,16 @@ def cmd_enroll(args) -> int:
     code = registry.make_code(cdb, county, org=org, level=args.role, name=args.name, days=args.days)
     _out(
         args,
-        {"code": code, "org": org, "level": args.role, "days": args.days},
-        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {org}）",
+        {
+            "code": code,
+            "org": org,
+            "level": args.role,
+            "days": args.days,
+            "fingerprint": county.fingerprint,
+        },
+        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {org}）\n"
+        f"县中心密钥指纹：{county.fingerprint}\n"
+        "请当面或电话告知登记码和指纹，不要通过网络发送登记码；工作站登记后显示的指纹应与此一致。",
     )
     return EXIT_OK
 
@@ -286,10 +365,85 @@ def _enroll_offline(args, cdb: CountyDB) -> int:
             "org": doc["org"],
             "level": doc["level"],
             "file": str(args.response_file),
+            "fingerprint": county.fingerprint,
         },
-        f"已登记工作站 {doc['station']}（{doc['org']}），答复文件：{args.response_file}",
+        f"已登记工作站 {doc['station']}（{doc['org']}），答复文件：{args.response_file}\n"
+        f"县中心密钥指纹：{county.fingerprint}（工作站应用答复后显示的指纹应与此一致）",
     )
     return EXIT_OK
+
+
+def cmd_recover(args) -> int:
+    from sync import recovery as wire_format
+    from sync.server import recovery
+
+    modes = [bool(args.request_file), args.list, bool(args.approve), bool(args.refuse)]
+    if sum(modes) != 1:
+        raise UserError("请选择一种操作：申请文件（U盘）、--list、--approve 申请编号 或 --refuse 申请编号")
+    cdb = _db(args)
+    county = load_county(cdb)
+    if args.list:
+        items = recovery.pending(cdb, county)
+        text = "\n\n".join(i.text() for i in items) if items else "没有待处理的恢复申请。"
+        _out(args, [i.to_dict() for i in items], text)
+        return EXIT_OK
+    if args.refuse:
+        item = recovery.refuse_stored(cdb, county, args.refuse, reason=args.reason)
+        _out(args, item.to_dict(), f"已拒绝恢复申请 {item.request.id}（{item.request.login}），工作站取答复时会看到")
+        return EXIT_OK
+    if args.request_file:
+        if not args.response_file:
+            raise UserError("请用 --response-file 指定答复文件写到哪里（如U盘上的文件）")
+        try:
+            raw = args.request_file.read_bytes()[: wire_format.MAX_BYTES + 1]
+        except OSError as e:
+            raise UserError(f"无法读取恢复申请文件 {args.request_file}（{e.strerror}）") from None
+        item = _checked(cdb, county, lambda: recovery.review(cdb, county, wire_format.parse_wire(raw, "恢复申请文件")))
+    else:
+        item = recovery.stored(cdb, county, args.approve)
+    if not getattr(args, "json", False):
+        print(item.text(), flush=True)
+    check = args.check or _ask_check()
+    passphrase = _passphrase()
+    county = unlock(cdb, passphrase)
+    recovery_key = unlock_recovery(cdb, passphrase)
+    if args.request_file:
+        signed = recovery.answer(cdb, county, recovery_key, item, check=check)
+        _write_answer(args.response_file, signed)
+        done = f"已批准并写出答复文件 {args.response_file}，请交回该工作站，由该用户用申请时设置的新PIN导入"
+    else:
+        recovery.approve_stored(cdb, county, recovery_key, args.approve, check=check)
+        done = "已批准。工作站联网后，由该用户用申请时设置的新PIN获取答复"
+    _out(args, {**item.to_dict(), "approved": True}, done)
+    return EXIT_OK
+
+
+def _checked(cdb: CountyDB, county: County, review):
+    """A reviewed request; a refused one is audited and told in Chinese."""
+    from sync.errors import ProtocolError
+    from sync.server.audit import record_refusal
+
+    try:
+        return review()
+    except ProtocolError as e:
+        record_refusal(cdb, remote="file", station="", endpoint="recovery", status=e.http_status, code=e.code,
+                       reason=e.message)
+        raise UserError(f"恢复申请无效，不能处理：{e.message}") from None
+
+
+def _ask_check() -> str:
+    if not sys.stdin.isatty():
+        raise UserError("请用 --check 给出工作站屏幕上的核对码（电话核对后）")
+    return input("请输入工作站用户读出的核对码：")
+
+
+def _write_answer(path: Path, signed: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(json.dumps(signed, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"无法写入答复文件 {path}（{e.strerror}）") from None
 
 
 def cmd_revoke(args) -> int:

@@ -24,7 +24,8 @@ class Settings:
     db_url: str = DEFAULT_DB
     host: str = "127.0.0.1"
     port: int = 8470
-    public_url: str = ""  # what enrolled stations are told to use; default http://host:port
+    public_url: str = ""  # what enrolled stations are told to use; default http(s)://host:port
+    tls: bool = False  # served over https by uvicorn itself (serve --tls-cert/--tls-key)
     # limits (sync.server.limits)
     max_request_bytes: int = api.MAX_REQUEST_BYTES
     max_enroll_bytes: int = 64 * 1024
@@ -38,7 +39,7 @@ class Settings:
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 def now_ms() -> int:

@@ -10,7 +10,7 @@ Tables (see docs/county-center.md for the full layout):
                    cursor. ``data`` is the event's canonical JSON, served to pulls as stored.
                    ``scope``/``township`` (sync.scope) index the pulls of villages and townships.
 ``case_scope``     case id → scope, set by ``case.registered``.
-``enroll_code``    one-time enrollment codes (hash only).
+``enroll_code``    one-time enrollment codes: id and sealed confirmation key, never the code.
 ``staff``          the staff directory folded from ``user.*`` events.
 ``alarm``          forks, clock problems, refusals of revoked stations, forged signatures …
 ``audit``          every refusal (time, remote, station, endpoint, status, code, reason).
@@ -48,7 +48,7 @@ from peewee import (
 
 from schema.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: enroll_code keeps a code id and a sealed confirmation key (sync.enrollment)
 LOG_LOCK_KEY = 847_001  # pg_advisory_xact_lock key for appending to the event table
 
 SQLITE_PRAGMAS = {
@@ -159,7 +159,8 @@ def _models(database: Database) -> Models:
             table_name = "case_scope"
 
     class EnrollCode(Base):
-        code_hash = CharField(primary_key=True, max_length=64)
+        code_id = CharField(primary_key=True, max_length=32)  # from the stretched code (sync.enrollment)
+        sealed_key = TextField()  # the code's confirmation key, sealed to the county's own X25519 key
         org = CharField(max_length=12)
         level = CharField(max_length=10)
         name = CharField(max_length=200, default="")
@@ -230,6 +231,21 @@ class CountyDB:
         with self.database.atomic():
             self.database.create_tables(self.m.all(), safe=True)
             self.m.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
+
+    def upgrade(self) -> None:
+        """Bring an initialised database of an older schema up to :data:`SCHEMA_VERSION`.
+
+        1 → 2: codes were stored as plain SHA-256 hashes, which the new enrollment cannot use;
+        the table is recreated (unused old codes become invalid: the admin issues new ones).
+        """
+        if not self.initialised() or self.get_meta("schema_version") != "1":
+            return
+        with self.write():
+            if self.get_meta("schema_version") != "1":  # another process did it meanwhile
+                return
+            self.database.drop_tables([self.m.EnrollCode])
+            self.database.create_tables([self.m.EnrollCode])
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def initialised(self) -> bool:
         try:
@@ -341,6 +357,7 @@ def connect(url: str) -> CountyDB:
         raise DatabaseUnavailable(
             f"无法连接数据库（{type(e).__name__}），请检查数据库地址和数据库服务是否运行"
         ) from None
+    cdb.upgrade()
     return cdb
 
 

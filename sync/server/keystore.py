@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from schema.errors import UserError
 from schema.ids import new_id
 from schema.org import Level, OrgCode
+from sync import enrollment
 from sync.crypto import KeyPair, PublicKeys, b64, unb64, unwrap_secret, wrap_secret
 from sync.server.config import now_iso
 from sync.server.db import CountyDB
@@ -42,6 +43,11 @@ class County:
         if self.key is None:
             raise UserError("县中心密钥未解锁：此操作需要管理口令")
         return self.key
+
+    @property
+    def fingerprint(self) -> str:
+        """What the admin reads out beside an enrollment code; the station shows the same."""
+        return enrollment.fingerprint(self.public.sign, self.public.enc, self.recovery_pub)
 
     def info(self, url: str = "") -> dict:
         """The ``county`` object of an enrollment answer."""

@@ -1,38 +1,37 @@
 """The station registry: one-time enrollment codes, enrollment, revocation, listings.
 
-A code (``K7QX-M2PD-9TRW``: 12 characters from an alphabet without 0/O, 1/I/L or U) is
-shown once and stored only as a SHA-256 hash, bound to an org and a level, valid for
-7 days, used once. Enrolling stores the station's public keys and appends a county
-``station.enrolled`` event in the same transaction; re-enrolling the same station with a
-fresh code replaces its keys (the old key stops working at once). Revoking appends
-``station.revoked``; a revoked station's pushes and pulls are refused (and raised as an
-alarm), its events already stored stay.
+A code (``K7QX-M2PD-9TRW``: 12 characters from an alphabet without 0/O, 1/I/L or U) is shown
+once, bound to an org and a level, valid for 7 days, used once. The county keeps no plaintext
+code: only its id and the confirmation key derived from it (:mod:`sync.enrollment`), the key
+sealed to the county's own encryption key. Enrolling checks the request's code-keyed MAC,
+stores the station's public keys and appends a county ``station.enrolled`` event in the same
+transaction, and answers with the county's keys under the same code-keyed MAC.
+Re-enrolling the same station with a fresh code replaces its keys (the old key stops working at
+once). Revoking appends ``station.revoked``; a revoked station's pushes and pulls are refused
+(and raised as an alarm), its events already stored stay.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from peewee import fn
 
 from schema import events as K
 from schema.errors import UserError, ValidationError
 from schema.org import Level, OrgCode
-from sync import api
-from sync.crypto import PublicKeys, b64, unb64, verify
+from sync import enrollment
+from sync.crypto import PublicKeys, b64
 from sync.errors import ProtocolError, malformed
-from sync.messages import doc_header
 from sync.server import county_chain
 from sync.server.audit import alarm_now
 from sync.server.config import now_iso, now_ms
 from sync.server.db import CountyDB
 from sync.server.keystore import County
 
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 12
 CODE_DAYS = 7
 STATION_ID_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")
 LEVELS = {"village": Level.VILLAGE, "township": Level.TOWNSHIP, "county": Level.COUNTY}
@@ -40,18 +39,6 @@ LEVEL_LABELS = {"village": "村级", "township": "乡镇级", "county": "县级"
 
 
 # -- codes -----------------------------------------------------------------------------------------
-
-
-def normalize_code(code: str) -> str:
-    return re.sub(r"[\s-]", "", code).upper()
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(("county-center|enroll|" + normalize_code(code)).encode()).hexdigest()
-
-
-def _format_code(raw: str) -> str:
-    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
 def parse_level(text: str) -> Level:
@@ -79,7 +66,10 @@ def check_org(county: County, org: str) -> OrgCode:
 def make_code(
     cdb: CountyDB, county: County, *, org: str, level: str, name: str = "", days: int = CODE_DAYS
 ) -> str:
-    """Create a one-time enrollment code for a station of ``org`` at ``level``; returns it (shown once)."""
+    """Create a one-time enrollment code for a station of ``org`` at ``level``; returns it (shown once).
+
+    Needs no passphrase: the confirmation key is sealed to the county's public encryption key.
+    """
     try:
         code_org = check_org(county, org)
     except ProtocolError as e:
@@ -92,28 +82,23 @@ def make_code(
         )
     if len(name) > 100:
         raise UserError("工作站名称最多100个字")
-    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    raw = "".join(secrets.choice(enrollment.CODE_ALPHABET) for _ in range(enrollment.CODE_LENGTH))
+    secret = enrollment.derive(raw, county.code)
     ms = now_ms()
     with cdb.write():
         cdb.m.EnrollCode.create(
-            code_hash=code_hash(raw),
+            code_id=secret.code_id,
+            sealed_key=enrollment.seal_key(secret.key, county.public.enc, secret.code_id),
             org=org,
             level=lv.value,
             name=name.strip(),
             created_at=ms,
             expires_at=ms + days * 86_400_000,
         )
-    return _format_code(raw)
+    return enrollment.format_code(raw)
 
 
 # -- enrollment --------------------------------------------------------------------------------------
-
-
-def _text(doc: dict, key: str, what: str, max_len: int = 200) -> str:
-    value = doc.get(key)
-    if not isinstance(value, str) or len(value) > max_len or "\x00" in value:
-        raise malformed(f"登记请求的{what}（{key}）无效")
-    return value
 
 
 def check_station_id(value: Any) -> str:
@@ -122,31 +107,34 @@ def check_station_id(value: Any) -> str:
     return value
 
 
-def enroll(cdb: CountyDB, county: County, wire: Any, *, url: str = "") -> dict[str, str]:
-    """Answer a signed enrollment request (online or from a request file); returns the signed answer."""
-    doc = doc_header(wire, "enroll")
-    code = _text(doc, "code", "登记码", 64)
-    station = check_station_id(doc.get("station"))
-    org = _text(doc, "org", "单位代码", 12)
-    name = _text(doc, "name", "工作站名称", 100).strip()
-    _text(doc, "at", "时间", 64)
+def _confirm_key(county: County, row) -> bytes:
     try:
-        keys = PublicKeys.from_dict(doc)
-    except (ProtocolError, AttributeError):
-        raise malformed("登记请求中的公钥无效") from None
-    # Proof of possession: the request is signed by the key it enrolls.
-    verify(keys.sign, unb64(wire["s"], "签名"), wire["h"].encode("utf-8"), who="登记请求")
+        return enrollment.open_key(row.sealed_key, county.unlocked.enc_key, row.code_id)
+    except (InvalidTag, ValueError, ProtocolError):
+        # Sealed to another county key (the database was copied between counties?): unusable.
+        raise ProtocolError("code", "此登记码在县中心的记录已损坏，请向县中心管理员申请新的登记码") from None
+
+
+def enroll(cdb: CountyDB, county: County, wire: Any, *, url: str = "") -> dict[str, str]:
+    """Answer an enrollment request (online or from a request file); returns the answer (signed + MAC)."""
+    request = enrollment.read_request(wire)  # proof of possession of the key it enrolls
+    station = check_station_id(request.station)
+    org, name = request.org, request.name
     org_code = check_org(county, org)
     if station == county.station:
         raise ProtocolError("code", "工作站编号与县中心自身的编号相同，不能登记")
     C, S = cdb.m.EnrollCode, cdb.m.Station
     ms = now_ms()
     level = org_code.level.value
+    keys = request.keys
     with cdb.write():
-        q = C.select().where(C.code_hash == code_hash(code))
+        q = C.select().where(C.code_id == request.code_id)
         row = (q.for_update() if cdb.is_pg else q).get_or_none()
         if row is None:
             raise ProtocolError("code", "登记码不正确，请核对后重新输入（登记码由县中心管理员提供）")
+        confirm = _confirm_key(county, row)
+        # Before anything else is looked at: a request that does not prove the code changes nothing.
+        enrollment.check_request(request, confirm)
         existing = cdb.lock_station(station)
         same_answer = (
             row.used_at is not None
@@ -184,7 +172,7 @@ def enroll(cdb: CountyDB, county: County, wire: Any, *, url: str = "") -> dict[s
                 S.create(id=station, **values)
             else:
                 S.update(**values).where(S.id == station).execute()
-            C.update(used_at=ms, used_by=station).where(C.code_hash == row.code_hash).execute()
+            C.update(used_at=ms, used_by=station).where(C.code_id == row.code_id).execute()
             county_chain.append(
                 cdb,
                 county,
@@ -192,14 +180,7 @@ def enroll(cdb: CountyDB, county: County, wire: Any, *, url: str = "") -> dict[s
                 station,
                 {"station": station, "org": org, "level": level, "name": name, **keys.to_dict()},
             )
-    return api.enrolled_response(
-        county.unlocked,
-        county=county.info(url),
-        station=station,
-        org=org,
-        level=level,
-        code_check=api.code_check(code, station),
-    )
+    return enrollment.make_answer(county.unlocked, confirm, request, county=county.info(url), level=level)
 
 
 # -- revocation ----------------------------------------------------------------------------------

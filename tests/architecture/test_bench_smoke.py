@@ -44,3 +44,12 @@ def test_sync_link_benchmark_quick_mode_runs():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "a sync with nothing new" in result.stdout and "speed-up over one record per request" in result.stdout
     assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # only --write touches the results
+
+
+def test_enroll_benchmark_quick_mode_runs():
+    before = (ROOT / "BENCHMARKS.md").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "bench.enroll", "--quick"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "÷ SHA-256" in result.stdout and "whole online enrollment" in result.stdout
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # only --write touches the results

@@ -11,6 +11,7 @@ from schema.catalog import (
     Item,
     Material,
     MaterialForm,
+    Policy,
     TimeLimit,
     default_catalog,
 )
@@ -384,3 +385,35 @@ def test_from_json_rejects_garbage():
         Catalog.from_json(b"{not json")
     with pytest.raises(ValidationError, match="不是有效的JSON"):
         Catalog.from_json(b"\xff\xfe")
+
+
+# -- 即办层级 and the county's policy ------------------------------------------------------------------------
+
+
+def test_immediate_levels_are_granted_by_the_catalog():
+    item = Item.from_dict(base_item(case_type="immediate", promise_limit={"days": 0, "unit": "workday"},
+                                    decide_level="township", immediate_levels=["village", "township"]))
+    assert item.immediate_at == (Level.VILLAGE, Level.TOWNSHIP)
+    assert Item.from_dict(base_item(case_type="immediate", promise_limit={"days": 0, "unit": "workday"},
+                                    decide_level="township")).immediate_at == (Level.TOWNSHIP,)
+    with pytest.raises(ValidationError, match="只有即办件才填写即办层级"):
+        Item.from_dict(base_item(immediate_levels=["village"]))
+    with pytest.raises(ValidationError, match="即办层级有重复"):
+        Item.from_dict(base_item(case_type="immediate", promise_limit={"days": 0, "unit": "workday"},
+                                 immediate_levels=["village", "village"]))
+
+
+def test_only_granted_items_may_be_closed_at_once_by_a_village():
+    granted = {i.name for i in default_catalog().items if Level.VILLAGE in i.immediate_at}
+    assert granted == {"城乡居民医保参保登记/缴费", "生育登记"}
+
+
+def test_policy_defaults_round_trip_and_validation():
+    cat = Catalog.from_dict(catalog_dict(base_item()))
+    assert cat.policy == Policy() and cat.policy.snapshot()["stage_days"] == {"village": 2, "township": 5}
+    custom = Catalog.from_dict({**catalog_dict(base_item()), "policy": {"rectify_days": 5}})
+    assert custom.policy.rectify_days == 5 and Catalog.from_dict(custom.to_dict()) == custom
+    with pytest.raises(ValidationError, match="差评整改时限"):
+        Catalog.from_dict({**catalog_dict(base_item()), "policy": {"rectify_days": 0}})
+    with pytest.raises(ValidationError, match="无法识别的字段“x”"):
+        Catalog.from_dict({**catalog_dict(base_item()), "policy": {"x": 1}})

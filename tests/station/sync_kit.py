@@ -225,7 +225,7 @@ def register_case(s, n: int = 1, *, code: str | None = None):
         phone="13800001234",
         received=material_names(code),
     )
-    return cases.accept(s, view.case_no)
+    return cases.act(s, view.case_no, "accept")
 
 
 def check_marks(s, county: CountyServer | None = None) -> int:

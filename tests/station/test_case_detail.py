@@ -7,8 +7,9 @@ from datetime import date
 import pytest
 
 from schema import events as K
+from schema import rules
 from schema.case import State
-from schema.lifecycle import allowed_actions
+from station import clock
 from station.services import case_detail, cases
 from tests.helpers import DIBAO, PENSION, id_number, make_station, material_names, rongque_names
 
@@ -51,27 +52,28 @@ def test_detail_bundles_the_view_due_date_timeline_and_allowed_actions(station):
         phone="",
         received=material_names(PENSION),
     )
-    cases.accept(station, view.case_id)
+    cases.act(station, view.case_id, "accept")
     d = case_detail.detail(station, view.case_no)  # by 办件编号 as well as by id
     assert d.view.case_id == view.case_id
     assert (d.due.text, d.due.overdue) == ("2026-03-05", False)
     assert [e.action for e in d.timeline] == ["收件登记", "受理"]
-    assert [r.kind for r in d.actions] == [
-        r.kind for r in allowed_actions(d.view, station.user.role, station.actor.org)
+    assert [a.kind for a in d.actions] == [
+        a.kind for a in rules.allowed_actions(d.view, station.author, clock.iso(clock.now()))
     ]
     assert K.CASE_FORWARDED in {r.kind for r in d.actions}
     assert d.holder_label == "村级（330522101001）"
 
 
-def test_material_helpers_follow_catalog_order_and_rules(station):
+def test_dialog_choices_follow_catalog_order_and_rules(station):
     bank = rongque_names(DIBAO)
     names = material_names(DIBAO)
     view = cases.register(
         station, item_code=DIBAO, name="王秀英", id_number=id_number(), phone="", received=names[2:]
     )
-    assert case_detail.material_names(view) == names
-    assert case_detail.missing_required(view) == names[:2]
-    assert case_detail.rongque_candidates(view) == []  # the bank account was received
+    accept, supplement = rules.BY_NAME["accept"], rules.BY_NAME["supplement"]
+    assert [v for v, _ in supplement.fields[0].options(view)] == names[:2]
+    assert view.missing_required == names[:2]
+    assert accept.fields[0].options(view) == []  # the bank account was received
     view = cases.register(
         station,
         item_code=DIBAO,
@@ -80,8 +82,8 @@ def test_material_helpers_follow_catalog_order_and_rules(station):
         phone="",
         received=[m for m in names if m not in bank],
     )
-    assert case_detail.rongque_candidates(view) == bank
-    assert case_detail.missing_required(view) == bank
+    assert [v for v, _ in accept.fields[0].options(view)] == bank
+    assert view.missing_required == bank
 
 
 def test_previews_of_accept_and_notify(station, now):
@@ -91,4 +93,4 @@ def test_previews_of_accept_and_notify(station, now):
     now("2026-03-04T10:00:00+08:00")
     promised = case_detail.promised_if_accepted_today(station, view)
     assert (promised.date, promised.estimated) == (date(2026, 3, 9), False)
-    assert case_detail.supplement_deadline_today(station, view) == "2026-04-03"
+    assert case_detail.preview_body(station, view, rules.BY_NAME["notify-missing"])["deadline"] == "2026-04-03"

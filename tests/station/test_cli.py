@@ -217,11 +217,11 @@ def test_wrong_pin(cli, saved):
 
 
 def test_locked_out_user(cli, saved, monkeypatch):
-    monkeypatch.setattr(keyslots, "_wait_seconds", lambda u, now: 0)  # no waiting between tries
+    monkeypatch.setattr(keyslots, "FREE_FAILURES", keyslots.MAX_FAILURES)  # no waiting between tries
     for left in range(9, 0, -1):
         cli("case", "list", pin="wrong-pin").failed_cleanly(f"还可尝试{left}次")
-    cli("case", "list", pin="wrong-pin").failed_cleanly("已被锁定")
-    cli("case", "list").failed_cleanly("已被锁定")  # the right PIN no longer opens the slot
+    cli("case", "list", pin="wrong-pin").failed_cleanly("已被锁定15分钟")
+    cli("case", "list").failed_cleanly("已被锁定")  # the right PIN waits for the lock to end
     r = cli("user", "list", user="clerk1", as_json=True)
     assert [u["locked"] for u in r.json["items"] if u["login"] == "agent1"] == [True]
     cli.intact(1)
@@ -302,7 +302,7 @@ def test_unknown_item_code(cli, saved):
 
 
 def test_transitions_not_allowed(cli, saved):
-    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly("该事项由县级决定，代办员不能作出决定")
+    cli("case", "decide", saved, "--outcome", "approved").failed_cleanly("该事项由县级决定，村级代办员不能作出决定")
     cli("case", "deliver", saved).failed_cleanly("办件当前状态为“办理中”，不能送达")
     cli("case", "accept", saved).failed_cleanly("不能受理")
     cli("case", "rate", saved, "--level", "5").failed_cleanly("不能好差评")
@@ -342,3 +342,35 @@ def test_bad_arguments_are_explained_in_chinese(cli):
         main(["--data-dir", str(cli.data), "case", "new"])
     assert info.value.code == 2
     assert "命令参数有误" in cli.capsys.readouterr().err
+
+
+def test_change_own_pin_needs_the_old_one(cli, saved, monkeypatch):
+    monkeypatch.setenv("STATION_NEW_PIN", "582046")
+    cli("user", "change-pin", pin="wrong-pin").failed_cleanly("PIN不正确")
+    r = cli("user", "change-pin")
+    assert r.rc == 0 and "已修改 agent1 的PIN" in r.out
+    cli("case", "list").failed_cleanly("PIN不正确")  # the old PIN is gone
+    assert cli("case", "list", pin="582046").rc == 0
+    monkeypatch.setenv("STATION_NEW_PIN", "12")
+    cli("user", "change-pin", pin="582046").failed_cleanly("PIN至少需要6位")
+    cli.intact(1)
+
+
+def test_reset_pin_is_for_a_higher_role_and_of_oneself_is_the_change_path(cli, saved, monkeypatch):
+    monkeypatch.setenv("STATION_NEW_PIN", "582046")
+    cli("user", "reset-pin", "clerk1").failed_cleanly("代办员不能重置PIN")
+    assert cli("case", "list", user="clerk1").rc == 0  # the clerk's PIN is untouched
+    cli("user", "reset-pin", "agent1", pin="wrong-pin").failed_cleanly("PIN不正确")  # oneself: the old PIN
+    assert cli("user", "reset-pin", "agent1").rc == 0
+    assert cli("case", "list", pin="582046").rc == 0
+    monkeypatch.setenv("STATION_NEW_PIN", "246813")
+    assert cli("user", "reset-pin", "agent1", user="clerk1").rc == 0  # the clerk resets the agent's
+    assert cli("case", "list", pin="246813").rc == 0
+    r = cli("case", "list", user="clerk1", as_json=True)
+    assert r.rc == 0
+    from station.session import unlock
+
+    with unlock(cli.data, "clerk1", CLERK_PIN) as s:
+        hows = [json.loads(b)["how"] for (b,) in s.db.execute_sql(
+            "SELECT body FROM event WHERE kind = 'user.pin_reset' ORDER BY seq").fetchall()]
+    assert hows == ["changed", "reset"]

@@ -41,13 +41,13 @@ def village(tmp_path, now):
     s = make_station(tmp_path / "village")
     ids = {}
     ids["accepted"] = register(s, PENSION, 1).case_id  # 3 workdays: due Thursday 03-05
-    cases.accept(s, ids["accepted"])
+    cases.act(s, ids["accepted"], "accept")
     ids["supplement"] = register(s, DIBAO, 2, received=[]).case_id
-    cases.notify_missing(s, ids["supplement"])
+    cases.act(s, ids["supplement"], "notify-missing")
     ids["received"] = register(s, LAND, 3).case_id
     ids["forwarded"] = register(s, OLD_AGE_CARD, 4).case_id
-    cases.accept(s, ids["forwarded"])
-    cases.forward(s, ids["forwarded"])
+    cases.act(s, ids["forwarded"], "accept")
+    cases.act(s, ids["forwarded"], "forward")
     ids["done"] = register(s, MEDICAL, 5).case_id
     cases.complete_at_once(s, ids["done"])
     ids["yesterday"] = register(s, LAND, 6, received_at="2026-03-01T10:00").case_id  # 补录, Sunday
@@ -107,7 +107,7 @@ def test_due_soon_counts_working_days_not_calendar_days(village, now):
     s = village
     cid = register(s, PENSION, 7).case_id
     now("2026-03-04T10:00:00+08:00")  # Wednesday: accepted → due Monday 03-09
-    cases.accept(s, cid)
+    cases.act(s, cid, "accept")
     row = s.db.execute_sql("SELECT due_date FROM case_view WHERE case_id = ?", (cid,)).fetchone()
     assert row[0] == "2026-03-09"
     now("2026-03-06T09:00:00+08:00")

@@ -37,9 +37,9 @@ def new_case(s, code=PENSION, name="王秀英", seq="001", forward=True):
     view = cases.register(
         s, item_code=code, name=name, id_number=id_number(seq=seq), phone="", received=material_names(code)
     )
-    cases.accept(s, view.case_id)
+    cases.act(s, view.case_id, "accept")
     if forward:
-        cases.forward(s, view.case_id, opinion="材料齐全，请审核")
+        cases.act(s, view.case_id, "forward", {"opinion": "材料齐全，请审核"})
     return view.case_id
 
 
@@ -77,10 +77,12 @@ def test_a_case_leaves_the_inbox_when_decided_or_forwarded_and_a_return_lands_in
     land = new_case(village, LAND, "王五", "004")  # decided at the township
     dibao = new_case(village, DIBAO, "李四", "002")
     sync(village, town)
+    assert {(r.case_id, r.state.value) for r in inbox.inbox(town)} == {(land, "transferred"), (dibao, "transferred")}
+    cases.act(town, land, "receive")  # 接件: still waiting for the township, now taken in
     assert {r.case_id for r in inbox.inbox(town)} == {land, dibao}
 
-    cases.decide(town, land, "approved", opinion="同意")
-    cases.return_down(town, dibao, "户口簿复印件不清晰，请重新提交")
+    cases.act(town, land, "decide", {"outcome": "approved", "opinion": "同意"})
+    cases.act(town, dibao, "return", {"reason": "户口簿复印件不清晰，请重新提交"})
     assert inbox.inbox(town) == []
 
     sync(town, village)
@@ -98,7 +100,8 @@ def test_a_township_own_registration_is_not_in_its_inbox(town):
 def test_county_inbox_holds_cases_forwarded_to_the_county(village, town, tmp_path):
     dibao = new_case(village, DIBAO, "李四", "002")
     sync(village, town)
-    cases.forward(town, dibao, opinion="审核通过，报县民政局")
+    cases.act(town, dibao, "receive")
+    cases.act(town, dibao, "forward", {"opinion": "审核通过，报县民政局"})
     with make_station(
         tmp_path / "county", org=COUNTY, role=Role.REVIEWER, login="shenpi", name="县民政局"
     ) as county:

@@ -128,10 +128,29 @@ def test_immediate_only_for_immediate_items_with_every_material(station):
     )
 
 
-def test_an_advice_only_item_blocks_every_decision_at_a_village(station):
+def test_an_advice_only_item_at_a_village_can_only_be_recorded_as_a_consultation(station):
     p = intake.preview(station, item(ID_CARD), all_received(ID_CARD))
     assert p.advice_only
-    assert all(not p.allowed(d) for d in Decision)
+    assert [d for d in Decision if p.allowed(d)] == [Decision.CONSULT]
+    assert "登记为咨询" in p.blockers[Decision.ACCEPT]
+    assert submit(station, ID_CARD, decision=Decision.CONSULT) is None
+    assert case_count(station) == 0
+    row = station.db.execute_sql("SELECT item_code, channel, answer FROM consult").fetchone()
+    assert row == (ID_CARD, "window", "告知到县级窗口办理")
+
+
+def test_a_case_that_can_be_registered_is_not_recorded_as_a_consultation(station):
+    assert not intake.preview(station, item(PENSION), all_received(PENSION)).allowed(Decision.CONSULT)
+
+
+def test_rongque_at_intake_needs_a_written_promise(station):
+    bank = rongque_names(DIBAO)[0]
+    p = intake.preview(station, item(DIBAO), all_received(DIBAO) | {bank: Q})
+    assert p.allowed(Decision.ACCEPT) and p.rongque == [bank] and p.rongque_due.isoformat() == "2026-03-16"
+    with pytest.raises(TransitionError, match="书面承诺"):
+        intake.submit(station, item_code=DIBAO, name="王秀英", id_number=id_number(), phone="",
+                      materials=all_received(DIBAO) | {bank: Q}, decision=Decision.ACCEPT)
+    assert case_count(station) == 0  # nothing half-registered
 
 
 # -- submit ------------------------------------------------------------------------------------------------
@@ -139,8 +158,9 @@ def test_an_advice_only_item_blocks_every_decision_at_a_village(station):
 
 def test_submit_accept_registers_and_accepts_with_rongque(station):
     bank = rongque_names(DIBAO)[0]
-    view = submit(station, DIBAO, materials=all_received(DIBAO) | {bank: Q})
+    view = submit(station, DIBAO, materials=all_received(DIBAO) | {bank: Q}, promise="十个工作日内补交")
     assert view.state is State.IN_PROGRESS
+    assert view.rongque_promise["due"] == "2026-03-16" and view.rongque_promise["promise"] == "十个工作日内补交"
     assert view.materials[bank] == Q
     assert view.case_no == f"{VILLAGE}-20260302-01-0001"
     row = queries.list_cases(station)[0]

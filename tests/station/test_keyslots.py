@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from schema.errors import NotFoundError, ValidationError
 from schema.org import Role
-from station.store import atomicfile
+from station.store import atomicfile, slotfile
 from station.store import keyslots as ks
 from station.store.atomicfile import atomic_write
 from station.store.keyslots import (
@@ -157,18 +157,35 @@ def test_clock_turned_back_waits_at_most_one_delay(slots):
     assert exc.value.seconds == 4
 
 
-def test_lock_after_ten_failures_until_reset(slots, path, key):
+def test_lock_after_ten_failures_is_temporary_and_grows(slots, path, key):
     t = T0
     for i in range(9):
         assert fail(slots, "Wang.F", t).remaining == 9 - i
         t += timedelta(minutes=10)
     err = fail(slots, "Wang.F", t)
-    assert isinstance(err, LockedOut)
-    assert err.message == "该用户已连续输错10次，已被锁定，请联系上级人员重置PIN"
+    assert isinstance(err, LockedOut) and err.seconds == 15 * 60
+    assert err.message.startswith("该用户已连续输错10次，已被锁定15分钟，请于")
+    assert "向县中心申请恢复" in err.message
     assert KeySlots.load(path).find("Wang.F").locked
-    with pytest.raises(LockedOut):
-        slots.unlock("Wang.F", AGENT_PIN, now=t + timedelta(days=1))  # right PIN, still locked
+    with pytest.raises(LockedOut) as exc:
+        slots.unlock("Wang.F", AGENT_PIN, now=t + timedelta(minutes=14))  # right PIN, still locked
+    assert exc.value.seconds == 60
+    # After the lock, one more guess; a wrong one locks for an hour, then 4 h, then a day each.
+    for n, seconds in ((11, 3600), (12, 4 * 3600), (13, 24 * 3600), (14, 24 * 3600)):
+        t += timedelta(seconds=ks._delay(n - 1))
+        err = fail(slots, "Wang.F", t)
+        assert isinstance(err, LockedOut) and (err.seconds, err.failures) == (seconds, n)
+        with pytest.raises(LockedOut):
+            slots.unlock("Wang.F", AGENT_PIN, now=t + timedelta(seconds=seconds - 1))
+    info, got = slots.unlock("Wang.F", AGENT_PIN, now=t + timedelta(days=1))  # never locked for good
+    assert got == key and info.failures == 0 and not info.locked
 
+
+def test_a_higher_role_resets_a_locked_pin_at_once(slots, path, key):
+    t = T0
+    for _ in range(10):
+        fail(slots, "Wang.F", t)
+        t += timedelta(minutes=10)
     slots.reset_pin("Wang.F", "582046", key)
     info = KeySlots.load(path).find("Wang.F")
     assert info.failures == 0 and not info.locked
@@ -289,7 +306,10 @@ def test_secrets_never_reach_disk_or_logs(slots, path, key, caplog):
     slots.reset_pin("Wang.F", "582046", key)
     needles = [AGENT_PIN, ADMIN_PIN, "582046", key.hex(), key.hex().upper(), base64.b64encode(key).decode()]
     files = list(path.parent.iterdir())
-    assert {f.name for f in files} == {"keyslots.json", "keyslots.json.bak"}  # no temp files left
+    # No temp files left; the lock file and the disk-space reserve hold nothing.
+    assert {f.name for f in files} == {"keyslots.json", "keyslots.json.bak", "keyslots.json.lock",
+                                       "keyslots.json.reserve"}
+    assert path.with_name("keyslots.json.reserve").read_bytes() == bytes(ks.RESERVE_BYTES)
     for f in files:
         raw = f.read_bytes()
         assert bytes(key) not in raw
@@ -336,7 +356,7 @@ def test_tampered_kdf_cost_is_rejected(slots, path):
 
 
 def test_newer_version_asks_for_an_upgrade_and_never_falls_back(slots, path):
-    edit(path, lambda d: d.update(version=2))
+    edit(path, lambda d: d.update(version=ks.VERSION + 1))
     with pytest.raises(SlotFileTooNew, match="更新版本.*请升级本程序"):
         KeySlots.load(path)
 
@@ -370,7 +390,9 @@ def test_revocations_do_not_come_back_through_the_backup(slots, path, key):
 # -- PINs and parameters ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("pin", ["739154", "000001", "135790", "Xiang-2026!", "岳麓山下的老樟树", "a" * 32])
+@pytest.mark.parametrize(
+    "pin", ["739154", "000001", "135790", "Xiang-2026!", "岳麓山下的老樟树", "县中心2026年", "abcd1234", "a1" * 32]
+)
 def test_validate_pin_accepts(pin):
     validate_pin(pin)
 
@@ -380,7 +402,10 @@ def test_validate_pin_accepts(pin):
     [
         ("12345", "PIN至少需要6位"),
         ("abc", "PIN至少需要6位"),
-        ("x" * 33, "PIN不能超过32个字符"),
+        ("x1" * 33, "PIN或口令不能超过64个字符"),
+        ("a" * 32, ks.PASSPHRASE_RULE),
+        ("abc1234", ks.PASSPHRASE_RULE),
+        ("zhangsan", ks.PASSPHRASE_RULE),
         ("abc def", "PIN不能包含空格或控制字符"),
         ("abcdef\t", "PIN不能包含空格或控制字符"),
         ("000000", "PIN过于简单，请不要使用相同或连续的数字"),
@@ -451,7 +476,7 @@ def test_failed_save_is_a_user_error(slots, monkeypatch):
     def read_only(*_, **__):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(ks, "atomic_write", read_only)
+    monkeypatch.setattr(slotfile, "atomic_write", read_only)
     with pytest.raises(SlotFileError, match="无法保存密钥文件"):
         slots.disable("Wang.F")
 

@@ -52,11 +52,11 @@ def _busy_case(data: Path, monkeypatch) -> str:
     assert rc == 0
     with unlock(data, "agent1", PIN) as s:
         no = queries.search_cases(s, NAME)[0].case_no
-        cases.notify_missing(s, no)
-        cases.supplement(s, no, material_names(PENSION)[2:])
-        cases.accept(s, no)
+        cases.act(s, no, "notify-missing")
+        cases.act(s, no, "supplement", {"materials": material_names(PENSION)[2:]})
+        cases.act(s, no, "accept")
         assert cases.reveal_id_number(s, no) == IDENT
-        cases.forward(s, no, opinion=f"申请人{NAME}材料齐全")
+        cases.act(s, no, "forward", {"opinion": f"申请人{NAME}材料齐全"})
     # an unexpected error whose message quotes the villager: the log gets frames, not the message
     monkeypatch.setattr(cases, "get", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(f"boom {NAME} {IDENT}")))
     assert main(["--data-dir", str(data), "case", "show", no]) == 70
@@ -75,7 +75,7 @@ def test_no_plaintext_in_any_file_with_the_wal_present_or_after_closing(tmp_path
     first = unlock(data, "agent1", PIN)
     second = unlock(data, "agent1", PIN)
     try:
-        cases.supplement(first, no, material_names(PENSION)[:1])
+        assert cases.reveal_id_number(first, no) == IDENT  # a write (an audit event) on one connection
         assert queries.search_cases(second, PHONE)[0].case_no == no  # the data is really there
         wal = data / "station.db-wal"
         assert wal.exists() and wal.stat().st_size > 0

@@ -64,7 +64,7 @@ def test_a_village_on_usb_only_through_its_township(tmp_path, county_both):
     v = offline_village(tmp_path, county)
     county.publish_catalog("2026.4")
     view = register_case(v, 1)
-    cases.forward(v, view.case_no, opinion="请乡镇审核")
+    cases.act(v, view.case_no, "forward", {"opinion": "请乡镇审核"})
 
     # 1st trip: the village does not know its township's key yet — only the county can read its file
     usb = stick(tmp_path, "usb1")
@@ -103,10 +103,12 @@ def test_a_village_on_usb_only_through_its_township(tmp_path, county_both):
     r = ok(sync_now(t))
     assert r.relayed == 5 and r.returns == 1
     assert [s for s, _ in county.events_of(v.config.station_id)] == [1, 2, 3, 4, 5]
-    cases.forward(t, view.case_no, opinion="同意上报")
+    cases.act(t, view.case_no, "receive")
+    cases.act(t, view.case_no, "forward", {"opinion": "同意上报"})
     ok(sync_now(t))
     ok(sync_now(c))
-    cases.decide(c, view.case_no, "approved")
+    cases.act(c, view.case_no, "receive")
+    cases.act(c, view.case_no, "decide", {"outcome": "approved"})
     ok(sync_now(c))
     ok(sync_now(t))  # relays nothing new, fetches the village's return with the decision
     back2 = stick(tmp_path, "back2")

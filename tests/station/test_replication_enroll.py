@@ -12,17 +12,15 @@ from station.replication import enroll as enrolling
 from station.replication import identity as I
 from station.replication.runner import sync_now
 from station.store.keyslots import KeySlots, recover_data_key
-from sync import api
+from sync import enrollment
 from sync.client import Offline
-from sync.crypto import KeyPair
+from sync.crypto import KeyPair, b64
 from sync.errors import ProtocolError
 from sync.messages import sign_doc
 from tests.helpers import COUNTY, TOWN, VILLAGE, VILLAGE2, make_station
 from tests.station.sync_kit import PASSPHRASE, reopen
 
 CJK = range(0x4E00, 0xA000)
-
-
 
 
 def not_enrolled(session) -> None:
@@ -108,32 +106,47 @@ def test_offline_enrollment_with_request_and_response_files(tmp_path, county):
 
 
 def _forged_answers(county, s, code):
-    """(name, wire) answers that must all be refused."""
-    station = s.config.station_id
+    """(name, wire) answers that must all be refused, for the request ``s`` has under way."""
+    from dataclasses import replace
+
+    wire = I.pending_enrollment(s)["request"]
+    request = enrollment.read_request(wire)
     good_county = county.county.info(county.url)
     liar = KeyPair.generate()
     real = county.county.unlocked
+    key = enrollment.derive(code, COUNTY).key
+    guessed = enrollment.derive("ZZZZ-ZZZZ-ZZZZ", COUNTY).key
 
-    def answer(key, cty, **over):
-        fields = dict(station=station, org=VILLAGE, level="village", code_check=api.code_check(code, station))
-        fields.update(over)
-        return api.enrolled_response(key, county=cty, **fields)
+    def answer(signer, cty, *, k=key, req=request, level="village"):
+        return enrollment.make_answer(signer, k, req, county=cty, level=level)
 
     tampered = answer(real, good_county)
     tampered["h"] = tampered["h"].replace('"level":"village"', '"level":"county"')
     other_county = {**good_county, "code": "330523000000"}
+    liar_county = {**good_county, **liar.public.to_dict(), "recovery_pub": b64(b"r" * 32)}
+    other_request = enrollment.make_request(
+        KeyPair.generate(),
+        enrollment.derive(code, COUNTY),
+        station="0190a0a0-0000-7000-8000-00000000beef",
+        org=VILLAGE,
+        name="另一台",
+        at="2026-03-05",
+    )
     return [
-        ("signed by someone else", answer(liar, good_county)),
+        ("a relay without the code, naming itself", answer(liar, liar_county, k=guessed)),
+        ("the real county's keys signed by someone else", answer(liar, good_county)),
         (
-            "a liar naming itself",
-            answer(liar, {**good_county, **liar.public.to_dict()}) | {"s": answer(real, good_county)["s"]},
+            "a liar naming itself with the real signature",
+            answer(liar, liar_county) | {"s": answer(real, good_county)["s"]},
         ),
         ("tampered after signing", tampered),
-        ("for another code", answer(real, good_county, code_check=api.code_check("ZZZZ-ZZZZ-ZZZZ", station))),
-        ("for another station", answer(real, good_county, station="0190a0a0-0000-7000-8000-00000000beef")),
-        ("for another org", answer(real, good_county, org=VILLAGE2)),
+        ("without its MAC", {k: v for k, v in answer(real, good_county).items() if k != "m"}),
+        ("for another code", answer(real, good_county, k=guessed)),
+        ("for another station", answer(real, good_county, req=enrollment.read_request(other_request))),
+        ("for another org", answer(real, good_county, req=replace(request, org=VILLAGE2))),
         ("from another county", answer(real, other_county)),
         ("no keys", answer(real, {"code": COUNTY, "station": "x"})),
+        ("a bad level", answer(real, good_county, level="province")),
         ("not a signed doc", {"h": "{}", "s": ""}),
         ("wrong type", sign_doc({"t": "receipt", "v": 1}, real)),
     ]
@@ -144,7 +157,6 @@ def test_forged_or_mismatched_answers_are_refused(tmp_path, county):
     code = county.code(VILLAGE, "village")
     (tmp_path / "usb").mkdir()
     enrolling.write_request(s, tmp_path / "usb" / "req.json", code)
-    code = I.pending_enrollment(s)["code"]
     for name, wire in _forged_answers(county, s, code):
         f = tmp_path / "usb" / "answer.json"
         f.write_text(json.dumps(wire))

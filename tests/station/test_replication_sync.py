@@ -68,7 +68,7 @@ def test_a_case_goes_up_to_the_county_and_its_decision_comes_back_down(tmp_path,
     county = county_both
     v, t, c = village(tmp_path, county), township(tmp_path, county), county_office(tmp_path, county)
     view = register_case(v)
-    cases.forward(v, view.case_no, opinion="请乡镇审核")
+    cases.act(v, view.case_no, "forward", {"opinion": "请乡镇审核"})
     stages = []
     r = ok(sync_now(v, progress=lambda stage, done, total: stages.append((stage, done, total))))
     assert r.pushed == v.store.head()[0] and pending_own(v) == 0
@@ -76,13 +76,15 @@ def test_a_case_goes_up_to_the_county_and_its_decision_comes_back_down(tmp_path,
     check_marks(v, county)
 
     ok(sync_now(t))
-    assert state(t, view.case_id) == "in_progress" and cases.get(t, view.case_id).holder_org == TOWN
-    cases.forward(t, view.case_no, opinion="同意上报")
+    assert state(t, view.case_id) == "transferred" and cases.get(t, view.case_id).holder_org == TOWN
+    cases.act(t, view.case_no, "receive")
+    cases.act(t, view.case_no, "forward", {"opinion": "同意上报"})
     ok(sync_now(t))
 
     ok(sync_now(c))
     assert cases.get(c, view.case_id).holder_level == "county"
-    cases.decide(c, view.case_no, "approved", opinion="准予")
+    cases.act(c, view.case_no, "receive")
+    cases.act(c, view.case_no, "decide", {"outcome": "approved", "opinion": "准予"})
     ok(sync_now(c))
 
     ok(sync_now(t))
@@ -339,10 +341,11 @@ def test_a_wrong_clock_is_measured_and_flagged(tmp_path, county, now):
 def test_fork_syncs_on_another_thread_while_the_first_session_works(tmp_path, county):
     v, t = village(tmp_path, county), township(tmp_path, county)
     view = register_case(v, 1)
-    cases.forward(v, view.case_no)
+    cases.act(v, view.case_no, "forward")
     ok(sync_now(v))
     ok(sync_now(t))
-    cases.forward(t, view.case_no, opinion="同意")
+    cases.act(t, view.case_no, "receive")
+    cases.act(t, view.case_no, "forward", {"opinion": "同意"})
     ok(sync_now(t))
     assert cases.get(v, view.case_id).holder_org == TOWN  # cached in v's Store
     done = {}

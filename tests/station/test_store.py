@@ -66,7 +66,7 @@ def test_record_writes_event_and_projection_together(station):
     assert station.store.event_count() == before + 1
     assert row(station, view.case_id)["state"] == "received"
     with pytest.raises(RuntimeError), station.store.writing():
-        cases.accept(station, view.case_no)
+        cases.act(station, view.case_no, "accept")
         assert row(station, view.case_id)["state"] == "in_progress"  # visible inside the transaction
         raise RuntimeError("power cut")
     assert station.store.event_count() == before + 1
@@ -84,17 +84,17 @@ def test_a_failing_insert_leaves_no_projection_behind(station, monkeypatch):
 
     monkeypatch.setattr(Store, "_insert", broken)
     with pytest.raises(DatabaseProblem):
-        cases.accept(station, view.case_no)
+        cases.act(station, view.case_no, "accept")
     monkeypatch.undo()
     assert station.store.head() == head
     assert row(station, view.case_id)["state"] == "received"
-    assert cases.accept(station, view.case_no).state.value == "in_progress"
+    assert cases.act(station, view.case_no, "accept").state.value == "in_progress"
     assert verify_station(station).ok
 
 
 def test_hash_chain_verifies_and_tampering_is_found(station):
     view = register(station)
-    cases.accept(station, view.case_no)
+    cases.act(station, view.case_no, "accept")
     report = verify_station(station)
     assert report.ok, report.problems
     assert (report.events, report.stations, report.cases) == (4, 1, 1)
@@ -113,12 +113,12 @@ def test_a_refused_action_appends_nothing(station):
     head, count = station.store.head(), station.store.event_count()
     rows = case_rows(station)
     with pytest.raises(TransitionError, match="材料不齐"):
-        cases.accept(station, view.case_no)
+        cases.act(station, view.case_no, "accept")
     with pytest.raises(TransitionError, match="不能送达"):
-        cases.deliver(station, view.case_no)
+        cases.act(station, view.case_no, "deliver", {"method": "窗口领取"})
     assert station.store.head() == head and station.store.event_count() == count
     assert case_rows(station) == rows
-    cases.notify_missing(station, view.case_no)  # the station still works afterwards
+    cases.act(station, view.case_no, "notify-missing")  # the station still works afterwards
     assert station.store.head()[0] == head[0] + 1
     assert verify_station(station).ok
 
@@ -133,16 +133,15 @@ def _village_history(s, now):
                  received=[m for m in material_names(DIBAO) if m != BANK])
     c = register(s, name="张三", ident=id_number(seq="031"), received=material_names(PENSION)[:1])
     d = register(s, LAND, name="赵六", ident=id_number(seq="041"))
-    cases.accept(s, a.case_no)
-    cases.accept(s, b.case_no, rongque=[BANK])
-    cases.forward(s, b.case_no, opinion="请审核")
-    cases.notify_missing(s, c.case_no)
+    cases.act(s, a.case_no, "void", {"reason": "申请人撤回"})  # before 受理: voided at once
+    cases.act(s, b.case_no, "accept", {"rongque": [BANK], "promise": "十日内补交"})
+    cases.act(s, b.case_no, "forward", {"opinion": "请审核"})
+    cases.act(s, c.case_no, "notify-missing")
     now("2026-03-03T10:00:00+08:00")
-    cases.supplement(s, b.case_no, [BANK])
-    cases.supplement(s, c.case_no, material_names(PENSION)[1:2])
-    cases.accept(s, d.case_no)
-    cases.forward(s, d.case_no)
-    cases.void(s, a.case_no, "申请人撤回")
+    cases.act(s, b.case_no, "supplement", {"materials": [BANK]})
+    cases.act(s, c.case_no, "supplement", {"materials": material_names(PENSION)[1:2]})
+    cases.act(s, d.case_no, "accept")
+    cases.act(s, d.case_no, "forward")
     return [a, b, c, d]
 
 
@@ -173,7 +172,8 @@ def test_ingest_in_any_order_gives_the_same_projection(tmp_path, now, seed):
             assert report.stations == 2
         # the township can work on what the village forwarded, after the ingested events
         b = made[1]
-        view = cases.forward(shuffled, b.case_no, opinion="同意上报")
+        cases.act(shuffled, b.case_no, "receive")
+        view = cases.act(shuffled, b.case_no, "forward", {"opinion": "同意上报"})
         assert view.holder_level == "county" and view.conflicts == []
         assert verify_station(shuffled).ok
     finally:
@@ -184,7 +184,7 @@ def test_ingest_in_any_order_gives_the_same_projection(tmp_path, now, seed):
 def test_ingest_skips_own_events_and_keeps_conflicts(tmp_path, now):
     village = make_station(tmp_path / "v")
     v = register(village)
-    cases.accept(village, v.case_no)
+    cases.act(village, v.case_no, "accept")
     events = list(village.store.events())
     village.close()
     town = make_station(tmp_path / "t", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
@@ -277,9 +277,9 @@ def test_list_filters_by_state_and_overdue(station, now):
     a = register(station, name="王秀英", ident=id_number(seq="011"))
     b = register(station, name="李四", ident=id_number(seq="021"))
     c = register(station, DIBAO, name="张三", ident=id_number(seq="031"))
-    cases.accept(station, a.case_no)  # due 2026-03-05
-    cases.accept(station, c.case_no)
-    cases.notify_missing(station, c.case_no, missing=[BANK])  # paused: never overdue
+    cases.act(station, a.case_no, "accept")  # due 2026-03-05
+    cases.act(station, c.case_no, "accept")
+    cases.act(station, c.case_no, "notify-missing", {"missing": [BANK]})  # paused: never overdue
     states = {r.case_no: r.state.value for r in queries.list_cases(station)}
     assert states == {a.case_no: "in_progress", b.case_no: "received", c.case_no: "awaiting_supplement"}
     assert [r.case_no for r in queries.list_cases(station, states=["received"])] == [b.case_no]
@@ -292,14 +292,14 @@ def test_list_filters_by_state_and_overdue(station, now):
     assert [r.case_no for r in queries.list_cases(station, overdue=True)] == [a.case_no]
     now("2026-06-01T09:00:00+08:00")
     assert [r.case_no for r in queries.list_cases(station, overdue=True)] == [a.case_no]
-    cases.void(station, a.case_no, "撤回")
-    assert queries.list_cases(station, overdue=True) == []
+    cases.act(station, a.case_no, "notify-missing", {"missing": material_names(PENSION)[:1]})
+    assert queries.list_cases(station, overdue=True) == []  # waiting for 补正: the clock stopped
 
 
 def test_due_date_counts_workdays_from_the_day_after_acceptance(station):
     v = register(station)
     assert row(station, v.case_id)["due"] is None  # not accepted yet
-    cases.accept(station, v.case_no)  # Monday 2026-03-02, 3 工作日
+    cases.act(station, v.case_no, "accept")  # Monday 2026-03-02, 3 工作日
     assert row(station, v.case_id) == {"state": "in_progress", "due": "2026-03-05", "estimated": False,
                                        "accepted_at": "2026-03-02T09:00:00+08:00"}
 
@@ -307,63 +307,64 @@ def test_due_date_counts_workdays_from_the_day_after_acceptance(station):
 def test_due_date_over_a_weekend_and_for_natural_days(station, now):
     now("2026-03-05T09:00:00+08:00")  # Thursday
     v = register(station)
-    cases.accept(station, v.case_no)
+    cases.act(station, v.case_no, "accept")
     assert row(station, v.case_id)["due"] == "2026-03-10"  # Fri, Mon, Tue
     p = register(station, RESIDENCE_PERMIT, ident=id_number(seq="002"))
-    cases.accept(station, p.case_no)
+    cases.act(station, p.case_no, "accept")
     assert row(station, p.case_id)["due"] == "2026-03-20"  # 15 自然日, a Friday
 
 
 def test_supplement_notice_after_acceptance_pauses_the_clock(station, now):
     v = register(station, DIBAO)
     now("2026-03-02T09:00:00+08:00")
-    cases.accept(station, v.case_no)  # 30 workdays from Mon 03-02
+    cases.act(station, v.case_no, "accept")  # 30 workdays from Mon 03-02
     unpaused = row(station, v.case_id)["due"]
     o = register(station, OLD_AGE_CARD, ident=id_number(seq="002"))
-    cases.accept(station, o.case_no)  # 5 workdays → Mon 03-09
+    cases.act(station, o.case_no, "accept")  # 5 workdays → Mon 03-09
     assert row(station, o.case_id)["due"] == "2026-03-09"
     now("2026-03-03T10:00:00+08:00")  # Tuesday: 一次性告知
-    cases.notify_missing(station, o.case_no, missing=["近期1寸免冠彩色照片"])
+    cases.act(station, o.case_no, "notify-missing", {"missing": ["近期1寸免冠彩色照片"]})
     assert row(station, o.case_id)["due"] is None  # 暂停计时
     now("2026-03-05T15:00:00+08:00")  # Thursday: supplied; Wed and Thu do not count
-    cases.supplement(station, o.case_no, ["近期1寸免冠彩色照片"])
+    cases.act(station, o.case_no, "supplement", {"materials": ["近期1寸免冠彩色照片"]})
     assert row(station, o.case_id)["due"] == "2026-03-11"  # Tue 1, Fri 2, Mon 3, Tue 4, Wed 5
     assert row(station, v.case_id)["due"] == unpaused
 
 
 def test_special_procedure_pauses_the_clock(station, now):
     o = register(station, OLD_AGE_CARD)
-    cases.accept(station, o.case_no)  # Mon 03-02, 5 workdays
+    cases.act(station, o.case_no, "accept")  # Mon 03-02, 5 workdays
     now("2026-03-04T10:00:00+08:00")
-    cases.start_special(station, o.case_no, "核查", "入户核查", days=2)
-    assert (row(station, o.case_id)["state"], row(station, o.case_id)["due"]) == ("suspended", None)
+    cases.act(station, o.case_no, "special", {"procedure": "实地核查", "reason": "入户核查", "days": 2})
+    assert row(station, o.case_id)["due"] == "2026-03-11"  # counted as if it resumes on its own on 03-06
+    assert row(station, o.case_id)["state"] == "suspended"
     now("2026-03-06T16:00:00+08:00")
-    cases.end_special(station, o.case_no, result="核查属实")
+    cases.act(station, o.case_no, "special-end", {"result": "核查属实"})
     assert row(station, o.case_id)["due"] == "2026-03-11"  # Tue 1, Wed 2, (Thu, Fri paused), Mon 3, Tue 4, Wed 5
 
 
 def test_notice_before_acceptance_does_not_pause(station, now):
     names = material_names(PENSION)
     v = register(station, received=names[:2])
-    cases.notify_missing(station, v.case_no)
+    cases.act(station, v.case_no, "notify-missing")
     now("2026-03-04T09:00:00+08:00")
-    cases.supplement(station, v.case_no, names[2:])
-    cases.accept(station, v.case_no)  # accepted on Wednesday
+    cases.act(station, v.case_no, "supplement", {"materials": names[2:]})
+    cases.act(station, v.case_no, "accept")  # accepted on Wednesday
     assert row(station, v.case_id)["due"] == "2026-03-09"  # Thu, Fri, Mon
 
 
 def test_due_dates_beyond_the_published_calendar_are_estimated(station, now):
     v = register(station)
-    cases.accept(station, v.case_no)
+    cases.act(station, v.case_no, "accept")
     assert row(station, v.case_id)["estimated"] is False
     now("2026-12-29T09:00:00+08:00")  # Tuesday; the period runs into 2027
     w = register(station, ident=id_number(seq="002"))
-    cases.accept(station, w.case_no)
+    cases.act(station, w.case_no, "accept")
     r = row(station, w.case_id)
     assert r["due"] == "2027-01-04" and r["estimated"] is True  # 12-30, 12-31, (1 Jan 元旦), Mon 1-04
     now("2027-03-01T09:00:00+08:00")
     x = register(station, ident=id_number(seq="003"))
-    cases.accept(station, x.case_no)
+    cases.act(station, x.case_no, "accept")
     r = row(station, x.case_id)
     assert (r["due"], r["estimated"]) == ("2027-03-04", True)
     shown = [r for r in queries.list_cases(station) if r.case_no == x.case_no][0]

@@ -162,13 +162,18 @@ def test_offline_enrollment_through_files(cli, county, tmp_path):
     bad = tmp_path / "usb" / "bad.json"
     tampered = dict(answer, h=answer["h"].replace('"level":"village"', '"level":"township"'))
     bad.write_text(json.dumps(tampered))
-    cli("enroll", "--response-file", str(bad)).failed_cleanly(2, "签名校验失败")
+    cli("enroll", "--response-file", str(bad)).failed_cleanly(2, "登记码校验")
     bad.write_text("{broken")
     cli("enroll", "--response-file", str(bad)).failed_cleanly(2, "不是有效的登记答复文件")
     resp.write_text(json.dumps(answer))
     r = cli("enroll", "--response-file", str(resp))
     assert r.rc == 0 and "已登记到测试县" in r.out
+    # the fingerprint the admin printed beside the code, for the person to compare
+    assert f"县中心密钥指纹：{county.county.fingerprint}" in r.out
     assert cli("sync").rc == 0
+    status = cli("sync-status")
+    assert f"县中心密钥指纹：{county.county.fingerprint}" in status.out
+    assert cli("sync-status", as_json=True).json["county_fingerprint"] == county.county.fingerprint
 
 
 def test_sync_before_enrollment_and_offline(cli, county):

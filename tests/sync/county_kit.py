@@ -18,7 +18,8 @@ from schema import canonical
 from schema import events as K
 from schema.events import Event
 from schema.ids import new_id
-from sync import api, envelope
+from schema.org import OrgCode
+from sync import api, enrollment, envelope
 from sync.crypto import KeyPair
 from sync.messages import doc_header, make_segment, open_doc, open_receipt, sign_doc
 from sync.server import registry
@@ -72,8 +73,10 @@ class SimStation:
     # -- the wire ---------------------------------------------------------------------------------
 
     def enroll_request(self, code: str, *, at: str = "2026-03-02T09:00:00+08:00") -> dict[str, str]:
-        return api.enroll_request(
-            self.key, code=code, station=self.id, org=self.org, name=self.name or self.org, at=at
+        """A request as the station sends it: signed, with the MAC keyed from ``code``."""
+        secret = enrollment.derive(code, OrgCode(self.org).county)
+        return enrollment.make_request(
+            self.key, secret, station=self.id, org=self.org, name=self.name or self.org, at=at
         )
 
     def push_blob(

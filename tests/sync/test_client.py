@@ -13,7 +13,7 @@ import pytest
 from schema import canonical
 from schema.errors import UserError
 from sync import api, envelope
-from sync.client import Client, Offline, ServerFault
+from sync.client import Client, Offline, ServerFault, check_url
 from sync.crypto import KeyPair
 from sync.errors import ProtocolError
 from tests.helpers import COUNTY
@@ -231,3 +231,12 @@ def test_a_real_push_is_sealed_and_answered(tmp_path):
         with pytest.raises(ProtocolError) as e:
             c.push(other)
         assert e.value.code == "wrong_county" and chinese(e.value.message)
+
+
+def test_county_addresses_are_checked_before_anything_is_sent():
+    assert check_url(" https://county.example.cn:8443/x/ ") == "https://county.example.cn:8443/x"
+    assert check_url("http://10.0.0.5:8470") == "http://10.0.0.5:8470"
+    # a code typed into the address field, a port out of range, a space, no scheme, another scheme
+    for bad in ("http://vm:44159J8DT-98YT-W4X8", "http://vm:99999", "http://a b", "county.cn", "ftp://county.cn"):
+        with pytest.raises(UserError, match="县中心地址"):
+            check_url(bad)

@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from schema import lifecycle
+from schema import rules
 from schema.errors import UserError
 from schema.events import Event
 from schema.org import Role
+from station import clock
 from station.replication import bundles, pull, push, runner
 from station.services import cases
 from sync.client import Client, Offline
@@ -134,9 +135,9 @@ class Network(RuleBasedStateMachine):
             id_number=id_number(seq=f"{self.n % 1000:03d}"),
             received=[m for m in _materials(item)],
         )
-        cases.accept(s, view.case_id)
+        cases.act(s, view.case_id, "accept")
         if forward:
-            cases.forward(s, view.case_id, opinion="材料齐全")
+            cases.act(s, view.case_id, "forward", {"opinion": "材料齐全"})
 
     @rule(who=st.sampled_from(list(ORGS)), pick=st.randoms(use_true_random=False), n=st.integers(1, 4))
     def act(self, who, pick, n):
@@ -146,7 +147,7 @@ class Network(RuleBasedStateMachine):
             choices = []
             for (case_id,) in s.db.execute_sql("SELECT case_id FROM case_view ORDER BY case_id").fetchall():
                 view = cases.get(s, case_id)
-                allowed = {r.kind for r in lifecycle.allowed_actions(view, s.user.role, s.actor.org)}
+                allowed = {a.kind for a in rules.allowed_actions(view, s.author, clock.iso(clock.now()))}
                 choices += [(case_id, k) for k in sorted(allowed) if k in ACTIONS]
             if not choices:
                 return
@@ -303,11 +304,12 @@ def _materials(item: str) -> list[str]:
 
 
 ACTIONS = {
-    "case.forwarded": lambda s, c: cases.forward(s, c, opinion="同意转报"),
-    "case.returned": lambda s, c: cases.return_down(s, c, "材料不清晰，请重新扫描"),
-    "case.decided": lambda s, c: cases.decide(s, c, "approved", opinion="符合条件"),
-    "case.delivered": lambda s, c: cases.deliver(s, c, "村代办员代领"),
-    "case.accepted": lambda s, c: cases.accept(s, c),
+    "case.forwarded": lambda s, c: cases.act(s, c, "forward", {"opinion": "同意转报"}),
+    "case.returned": lambda s, c: cases.act(s, c, "return", {"reason": "材料不清晰，请重新扫描"}),
+    "case.decided": lambda s, c: cases.act(s, c, "decide", {"outcome": "approved", "opinion": "符合条件"}),
+    "case.delivered": lambda s, c: cases.act(s, c, "deliver", {"method": "村代办员代领"}),
+    "case.accepted": lambda s, c: cases.act(s, c, "accept"),
+    "case.received": lambda s, c: cases.act(s, c, "receive"),
 }
 
 

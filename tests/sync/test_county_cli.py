@@ -14,9 +14,9 @@ from schema import canonical
 from schema import events as K
 from schema.catalog import Catalog, default_catalog
 from schema.events import Event, verify_chain
-from sync import api, envelope
+from sync import enrollment, envelope
 from sync.crypto import KeyPair
-from sync.messages import doc_header, open_doc
+from sync.messages import sign_doc
 from sync.server import cli
 from sync.server.audit import alarm_now
 from sync.server.db import connect
@@ -115,8 +115,10 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     cc("init", "--code", COUNTY, "--name", "测试县", "--url", "http://county.example:8470")
     code, out, _ = cc("enroll", "--org", VILLAGE, "--role", "village", "--json")
     assert code == 0
-    enroll_code = json.loads(out)["code"]
+    enroll_code, fingerprint = json.loads(out)["code"], json.loads(out)["fingerprint"]
     assert len(enroll_code) == 14 and enroll_code.count("-") == 2
+    code, out, _ = cc("enroll", "--org", VILLAGE, "--role", "village")
+    assert code == 0 and f"县中心密钥指纹：{fingerprint}" in out  # printed beside the code
     code, _, err = cc("enroll", "--org", VILLAGE, "--role", "township")
     assert code == 2 and "不符" in err
     assert cc("enroll", "--org", "330523101001", "--role", "village")[0] == 2  # another county
@@ -127,14 +129,25 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     code, out, _ = cc("enroll", "--request-file", req, "--response-file", resp)
     assert code == 0 and st.id in out
     answer = json.loads(resp.read_text(encoding="utf-8"))
-    doc = doc_header(answer, "enrolled")
-    open_doc(answer, api.county_keys(doc["county"]).sign, "enrolled")
-    assert (
-        doc["code_check"] == api.code_check(enroll_code, st.id)
-        and doc["county"]["url"] == "http://county.example:8470"
+    opened = enrollment.open_answer(
+        answer, enrollment.derive(enroll_code, COUNTY).key, json.loads(req.read_text(encoding="utf-8"))
     )
+    assert opened.county["url"] == "http://county.example:8470"
+    assert enrollment.fingerprint(opened.sign_pub, opened.enc_pub, opened.recovery_pub) == fingerprint
+    assert fingerprint in out
     code, _, err = cc("enroll", "--request-file", tmp_path / "missing.json", "--response-file", resp)
     assert code == 2
+    # A request file changed on the stick (another key put in, re-signed) fails the code's check;
+    # no answer is written.
+    code2 = json.loads(cc("enroll", "--org", VILLAGE2, "--role", "village", "--json")[1])["code"]
+    other = make_station(VILLAGE2, "village")
+    real = other.enroll_request(code2)
+    liar = KeyPair.generate()
+    swapped = sign_doc({**json.loads(real["h"]), **liar.public.to_dict()}, liar) | {"m": real["m"]}
+    req.write_text(json.dumps(swapped), encoding="utf-8")
+    resp2 = tmp_path / "resp2.json"
+    code, _, err = cc("enroll", "--request-file", req, "--response-file", resp2)
+    assert code == 2 and "登记码校验" in err and not resp2.exists()
     # the station pushes a user, then shows up in the listings
     cdb = connect(cc.url)
     county = load_county(cdb)
@@ -207,6 +220,7 @@ def _catalog_tables(catalog: Catalog) -> tuple[list[list], list[list]]:
             "收费说明",
             "村级可受理",
             "联办部门",
+            "即办层级",
             "设定依据",
             "办事指南",
         ]
@@ -230,6 +244,7 @@ def _catalog_tables(catalog: Catalog) -> tuple[list[list], list[list]]:
                 it.fee_note,
                 "是" if it.village_may_accept else "否",
                 "、".join(it.co_departments),
+                "、".join(lv.label for lv in it.immediate_levels),
                 it.basis,
                 it.guide,
             ]

@@ -16,9 +16,9 @@ import requests
 from schema import canonical
 from schema import events as K
 from schema.events import seal
-from sync import api, envelope
+from sync import api, enrollment, envelope
 from sync.crypto import KeyPair, b64
-from sync.messages import doc_header, make_segment, open_doc, open_receipt
+from sync.messages import doc_header, make_segment, open_receipt, sign_doc
 from sync.server import audit, registry
 from tests.helpers import COUNTY, OTHER_COUNTY, TOWN, VILLAGE, VILLAGE2, differ
 
@@ -76,8 +76,10 @@ def test_enroll_online(server, stations):
     answer = r.json()
     doc = doc_header(answer, "enrolled")
     county = doc["county"]
-    open_doc(answer, api.county_keys(county).sign, "enrolled")  # signed with the key it names
-    assert doc["code_check"] == api.code_check(code, st.id)
+    # signed with the key it names, under the MAC keyed from the code, answering this very request
+    opened = enrollment.open_answer(answer, enrollment.derive(code, COUNTY).key, req)
+    assert opened.sign_pub == server.county.public.sign and opened.recovery_pub == server.county.recovery_pub
+    assert "code" not in doc and code.replace("-", "") not in json.dumps(req)  # the code never travels
     assert (doc["station"], doc["org"], doc["level"]) == (st.id, VILLAGE, "village")
     assert (
         county["code"] == COUNTY
@@ -123,6 +125,17 @@ def test_enroll_refusals(server, stations):
     assert_refused(requests.post(url, data=b"x" * 100_000), 413, "too_large", cdb)
     elsewhere = stations(OTHER_COUNTY[:6] + "101001", "village", enroll=False)
     assert_refused(requests.post(url, json=elsewhere.enroll_request(code)), 400, "wrong_county", cdb)
+    # A relay that swaps in its own keys (re-signed: proof of possession holds) fails the code's MAC,
+    # and so does a request stripped of it; neither uses up the code.
+    code = registry.make_code(cdb, county, org=VILLAGE, level="village")
+    real = st.enroll_request(code)
+    liar = KeyPair.generate()
+    swapped = sign_doc({**json.loads(real["h"]), **liar.public.to_dict()}, liar) | {"m": real["m"]}
+    assert "登记码校验" in assert_refused(requests.post(url, json=swapped), 403, "code", cdb)["reason"]
+    stripped = {k: v for k, v in real.items() if k != "m"}
+    assert_refused(requests.post(url, json=stripped), 400, "malformed", cdb)
+    assert cdb.m.Station.get_or_none(cdb.m.Station.id == st.id) is None
+    assert requests.post(url, json=real).status_code == 200
 
 
 # -- push ---------------------------------------------------------------------------------------------------

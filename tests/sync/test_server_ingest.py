@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from schema import events as K
 from schema.events import Event, seal
+from sync import enrollment
 from sync.crypto import KeyPair
 from sync.errors import ProtocolError
-from sync.messages import make_segment, open_receipt, open_segment, sign_doc
+from sync.messages import make_segment, open_receipt, open_segment
 from sync.server import audit, registry
 from sync.server.db import event_json
 from sync.server.ingest import (
@@ -351,11 +352,12 @@ def test_re_enrolling_replaces_the_key_and_keeps_the_chain(county, stations):
     assert len(enrolled) == 2 and enrolled[-1]["sign_pub"] != enrolled[0]["sign_pub"]
     # an enrolled station cannot move to another org with a code for that org
     code2 = registry.make_code(county.cdb, county.county, org=VILLAGE2, level="village")
-    moved = v.enroll_request(code2)
-    moved_doc = json.loads(moved["h"])
+    moved = enrollment.make_request(
+        v.key, enrollment.derive(code2, COUNTY), station=v.id, org=VILLAGE2, name="西村", at="2026-03-02"
+    )
     with pytest.raises(ProtocolError) as e:
-        registry.enroll(county.cdb, county.county, sign_doc({**moved_doc, "org": VILLAGE2}, v.key))
-    assert e.value.code == "code"
+        registry.enroll(county.cdb, county.county, moved)
+    assert e.value.code == "code" and "不能改登记" in e.value.message
 
 
 def test_a_revoked_station_enrolled_again_by_the_admin_may_sync(county, stations):

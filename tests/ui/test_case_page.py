@@ -5,12 +5,13 @@ from __future__ import annotations
 from textual.widgets import RadioSet, Static
 
 from schema import events as K
+from schema import rules
 from schema.case import State
 from schema.events import seal
-from schema.lifecycle import RULES, allowed_actions
+from station import clock
 from station.services import case_detail, cases
-from station.ui.screens.case_page import ACTIONS, CaseScreen, action_dialog
-from station.ui.screens.dialogs import ConfirmDialog, FormDialog, ReasonDialog
+from station.ui.screens.case_page import CaseScreen, action_dialog
+from station.ui.screens.dialogs import ConfirmDialog, FormDialog
 from tests.helpers import DIBAO, PENSION, id_number, material_names, rongque_names
 from tests.ui.cases_support import idle, on_screen, screen_text, session, until
 from tests.ui.conftest import unlock
@@ -28,9 +29,9 @@ def arrange(station_dir, code=PENSION, accept=True, received=None):
             received=material_names(code) if received is None else received,
         )
         if accept:
-            cases.accept(
-                s, view.case_id, rongque=[m for m in rongque_names(code) if m not in (received or [])]
-            )
+            rongque = [m for m in rongque_names(code) if received is not None and m not in received]
+            values = {"rongque": rongque, "promise": "十个工作日内补交"} if rongque else {}
+            cases.act(s, view.case_id, "accept", values)
         return view.case_id
 
 
@@ -60,20 +61,20 @@ async def test_the_page_shows_the_case_and_offers_exactly_the_allowed_actions(st
         assert "收件登记：城乡居民基本养老保险参保登记" in text
 
         view = page.detail.view
-        expected = {r.kind for r in allowed_actions(view, app.session.user.role, app.session.actor.org)}
+        author = await app.db(lambda s: s.author, app.session)
+        expected = {a.kind for a in rules.allowed_actions(view, author, clock.iso(clock.now()))}
         assert expected == {
             K.CASE_NOTIFIED_MISSING,
-            K.CASE_SUPPLEMENTED,
             K.CASE_FORWARDED,
             K.CASE_SPECIAL_STARTED,
-            K.CASE_VOIDED,
+            K.CASE_VOID_REQUESTED,
         }
         actions = str(page.query_one("#case-actions", Static).render())
         footer = footer_line(app)
-        for kind, action in ACTIONS.items():
-            shown = kind in expected
-            assert (RULES[kind].label in actions) is shown, kind
-            assert (f"{action.key} {RULES[kind].label}" in footer) is shown, kind
+        for action in rules.REGISTRY.actions:
+            shown = action.kind in expected
+            assert (f" {action.key.upper()}  {action.label}" in actions) is shown, action.kind
+            assert (f"{action.key} {action.label}" in footer) is shown, action.kind
         # A key for an action that is not allowed does nothing.
         await pilot.press("d")
         await idle(pilot)
@@ -165,16 +166,18 @@ async def test_decision_dialog_keeps_input_on_a_refused_decision(tmp_path, make_
         village_dir, code=DIBAO, received=[m for m in material_names(DIBAO) if m not in rongque_names(DIBAO)]
     )
     with session(village_dir) as v:
-        cases.forward(v, case_id, opinion="请审核")
+        cases.act(v, case_id, "forward", {"opinion": "请审核"})
         events = list(v.store.events())
     with town_station(tmp_path / "town") as t:
         t.store.ingest(events)
-        cases.supplement(t, case_id, rongque_names(DIBAO))  # the 容缺 bank account arrived
-        cases.forward(t, case_id, opinion="审核通过")
+        cases.act(t, case_id, "receive")
+        cases.act(t, case_id, "supplement", {"materials": rongque_names(DIBAO)})  # the 容缺 bank account arrived
+        cases.act(t, case_id, "forward", {"opinion": "审核通过"})
         events += list(t.store.events())
     county_dir = tmp_path / "county"
     with county_station(county_dir) as c:
         c.store.ingest(events)
+        cases.act(c, case_id, "receive")
     app = make_app(county_dir)
     async with app.run_test(size=(120, 36)) as pilot:
         await unlock(pilot, "shenpi")
@@ -208,7 +211,7 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
     make_station(village_dir).close()
     case_id = arrange(village_dir, code=DIBAO)
     with session(village_dir) as v:
-        cases.forward(v, case_id)
+        cases.act(v, case_id, "forward")
         events = list(v.store.events())
     town_dir = tmp_path / "town"
     with town_station(town_dir) as t:
@@ -220,10 +223,10 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
         page = await on_screen(pilot, CaseScreen)
         await until(pilot, lambda: page.detail is not None, "load")
         await pilot.press("t")
-        dialog = await on_screen(pilot, ReasonDialog)
+        dialog = await on_screen(pilot, FormDialog)
         await pilot.press("enter")
         await idle(pilot)
-        assert app.screen is dialog and "请填写理由" in str(
+        assert app.screen is dialog and "请填写退回理由" in str(
             dialog.query_one("#error-reason", Static).render()
         )
         await pilot.press(*"户口簿复印件不清晰", "enter")
@@ -235,14 +238,15 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
 def test_every_rule_has_a_key_and_a_dialog(tmp_path, now):
     from tests.helpers import make_station
 
-    assert set(ACTIONS) == set(RULES)
-    assert len({a.key for a in ACTIONS.values()}) == len(ACTIONS)  # one key per action
+    keys = [a.key for a in rules.REGISTRY.actions]
+    assert all(keys) and len(set(keys)) == len(keys)  # one key per action
     with make_station(tmp_path / "v") as s:
         case_id = cases.register(
             s, item_code=DIBAO, name="王秀英", id_number=id_number(), phone="", received=material_names(DIBAO)
         ).case_id
         detail = case_detail.detail(s, case_id)
-        for kind in RULES:
+        for kind, action in rules.ACTIONS.items():
             dialog = action_dialog(kind, detail, {"promised": "2026-03-05", "deadline": "2026-04-01"}, None)
             assert isinstance(dialog, FormDialog), kind
-            assert dialog.title_text.startswith(RULES[kind].label)
+            assert dialog.title_text.startswith(action.label)
+            assert [f.key for f in dialog.fields] == [f.name for f in action.fields]

@@ -31,7 +31,7 @@ def arrange(station_dir, n: int = 4) -> list:
                 received=material_names(code),
             )
             if i % 2 == 0:
-                v = cases.accept(s, v.case_id)
+                v = cases.act(s, v.case_id, "accept")
             views.append(v)
     return views
 

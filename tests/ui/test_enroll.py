@@ -68,6 +68,15 @@ def message(screen, key: str) -> str:
     return text_of(screen.query_one(f"#msg-{key}", Static))
 
 
+async def finish(pilot, screen: EnrollScreen, county) -> None:
+    """The dialog shows the county's fingerprint until 完成 (Enter)."""
+    await until(pilot, lambda: screen.result is not None)
+    assert text_of(screen.query_one("#enroll-title")) == "登记成功"
+    assert text_of(screen.query_one("#enroll-fingerprint")) == f"县中心密钥指纹：{county.county.fingerprint}"
+    assert pilot.app.screen is screen  # it stays until the person has compared
+    await pilot.press("enter")
+
+
 async def test_first_run_creates_the_station_then_enrolls_online(tmp_path, county, now, make_app):
     root = tmp_path / "new"
     app = make_app(root)
@@ -76,11 +85,13 @@ async def test_first_run_creates_the_station_then_enrolls_online(tmp_path, count
         await fill_wizard(pilot, app.screen, "online")
         enroll = app.screen
         assert "工作站已建立" in text_of(enroll.query_one("#enroll-station"))
-        assert enroll.query_one("#enroll-tabs", TabbedContent).active == "enroll-online"
+        tabs = enroll.query_one("#enroll-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "enroll-online")  # set once the tabs have mounted
         with open_station(root, "zhang", PIN) as s:
             code = county.code(s.config.org, "village")
             station = s.config.station_id
-        await enroll_online(pilot, county.url, code.lower().replace("-", " "))  # typed loosely
+        screen = await enroll_online(pilot, county.url, code.lower().replace("-", " "))  # typed loosely
+        await finish(pilot, screen, county)
         await until(pilot, lambda: isinstance(app.screen, HomeScreen))
         assert app.session.config.county_url == county.url  # the open session knows it too
     with open_station(root, "zhang", PIN) as s:
@@ -96,13 +107,14 @@ async def test_first_run_by_usb_opens_the_offline_tab(tmp_path, now, make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await fill_wizard(pilot, app.screen, "usb")
-        assert app.screen.query_one("#enroll-tabs", TabbedContent).active == "enroll-offline"
+        tabs = app.screen.query_one("#enroll-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "enroll-offline")  # set once the tabs have mounted
         await pilot.press("escape")  # 稍后登记: the station exists, home shows
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_dir, county, make_app):
+async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_dir, county, make_app, tmp_path):
     app = make_app(station_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await unlock(pilot)
@@ -135,12 +147,19 @@ async def test_enrollment_errors_are_plain_chinese_next_to_their_field(station_d
         with_session = await app.db(identity.enrolled, app.session)
         assert not with_session
 
-        await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        screen.query_one("#ca", Input).value = str(tmp_path / "missing-ca.pem")
+        screen = await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        assert "找不到县中心证书文件" in message(screen, "ca") and app.focused is screen.query_one("#ca")
+        screen.query_one("#ca", Input).value = ""
+
+        screen = await enroll_online(pilot, county.url, county.code(VILLAGE, "village"))
+        await finish(pilot, screen, county)
         await until(pilot, lambda: app.screen is admin)
         await settle(pilot)
         info = text_of(admin.query_one("#station-info"))
         assert "已登记" in info and "测试县" in info and county.url in info
         assert admin.data["info"].key_fingerprint in info and admin.data["info"].key_fingerprint
+        assert county.county.fingerprint in info  # the county's keys, as the admin printed them
 
 
 async def test_offline_enrollment_with_request_and_answer_files_on_usb(
@@ -183,6 +202,7 @@ async def test_offline_enrollment_with_request_and_answer_files_on_usb(
         await until(pilot, lambda: isinstance(app.screen, FilePickerScreen))
         app.screen.query_one("#picker-path", Input).value = str(usb / "answer.json")
         await pilot.press("ctrl+s")
+        await finish(pilot, screen, county)
         await until(pilot, lambda: app.screen is sync)
         await settle(pilot)
         assert "县中心：测试县" in text_of(sync.query_one("#sync-status"))
@@ -220,11 +240,46 @@ async def test_a_damaged_answer_file_is_refused_with_a_reason(station_dir, count
 def test_where_errors_go():
     from schema.errors import UserError, ValidationError
     from station.ui.screens.enroll import where_error_goes
-    from sync.client import Offline
+    from sync.client import CertificateError, Offline
     from sync.errors import ProtocolError
 
     assert where_error_goes(Offline("无法连接")) == "url"
     assert where_error_goes(ProtocolError("code", "登记码不正确")) == "code"
     assert where_error_goes(ProtocolError("enroll", "登记答复无效")) == "form"
     assert where_error_goes(ValidationError("x", field="code")) == "code"
+    assert where_error_goes(CertificateError("https://county")) == "ca"
+    assert where_error_goes(UserError("找不到县中心证书文件", field="ca")) == "ca"
     assert where_error_goes(UserError("x")) == "form"
+
+
+async def test_plain_http_to_another_machine_is_mentioned_once_after_enrolling(station_dir, make_app):
+    """The county reached by this PC's host name (not loopback): the result says so, once."""
+    import socket
+
+    from sync.server.app import BackgroundServer
+    from tests.station.sync_kit import CountyServer
+
+    county = CountyServer(station_dir.parent / "county")
+    county.server.stop()
+    server = BackgroundServer(county.app, host="0.0.0.0").start()
+    try:
+        url = f"http://{socket.gethostname()}:{server.port}"
+        app = make_app(station_dir)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await unlock(pilot)
+            app.push_screen(EnrollScreen())
+            await settle(pilot)
+            screen = await enroll_online(pilot, url, county.code(VILLAGE, "village"))
+            await until(pilot, lambda: screen.result is not None)
+            notice = screen.query_one("#enroll-notice", Static)
+            assert notice.display and "未加密的http" in text_of(notice) and url in text_of(notice)
+            await pilot.press("enter")
+            await settle(pilot)
+            app.push_screen(EnrollScreen())  # enrolling again, same address: nothing more to say
+            await settle(pilot)
+            screen = await enroll_online(pilot, url, county.code(VILLAGE, "village"))
+            await until(pilot, lambda: screen.result is not None)
+            assert not screen.query_one("#enroll-notice", Static).display
+    finally:
+        server.stop()
+        county.cdb.close()

@@ -30,8 +30,8 @@ def forward_from_village(root, now) -> tuple[list, list[str]]:
                 phone="",
                 received=material_names(code),
             )
-            cases.accept(v, view.case_id)
-            cases.forward(v, view.case_id, opinion="材料齐全，请审核")
+            cases.act(v, view.case_id, "accept")
+            cases.act(v, view.case_id, "forward", {"opinion": "材料齐全，请审核"})
             ids.append(view.case_id)
         cases.register(
             v,

@@ -9,7 +9,7 @@ from schema.case import State
 from station.services import cases, queries
 from station.services import timeline as timelines
 from station.ui.screens.case_page import CaseScreen
-from station.ui.screens.dialogs import ConfirmDialog, ReasonDialog
+from station.ui.screens.dialogs import ConfirmDialog, FormDialog, ReasonDialog
 from station.ui.screens.intake import IntakeScreen
 from station.ui.widgets.material_checklist import MaterialChecklist
 from tests.helpers import ID_CARD, MEDICAL, PENSION, id_number
@@ -313,9 +313,12 @@ async def test_rongque_is_offered_only_where_the_catalog_allows_it(station_dir, 
         assert checklist.values()["近期1寸免冠彩色照片"] == "rongque"
         assert "容缺受理：近期1寸免冠彩色照片" in str(screen.query_one("#preview", Static).render())
         await pilot.press("f6")
-        dialog = await on_screen(pilot, ConfirmDialog)
-        assert "容缺材料：近期1寸免冠彩色照片" in dialog.text
-        await pilot.press("enter")
+        form = await on_screen(pilot, FormDialog)  # the applicant's written promise is recorded
+        assert "容缺材料：近期1寸免冠彩色照片" in form.prompt
+        await pilot.press("enter")  # no promise typed: refused, the form stays
+        await idle(pilot)
+        assert app.screen is form and "请填写申请人书面承诺的内容" in str(form.query_one("#error-promise", Static).render())
+        await pilot.press(*"本人承诺五日内补交照片", "enter")
         await on_screen(pilot, ConfirmDialog)
         await pilot.press("escape")
         await on_screen(pilot, IntakeScreen)
@@ -323,7 +326,9 @@ async def test_rongque_is_offered_only_where_the_catalog_allows_it(station_dir, 
         assert row.state is State.IN_PROGRESS
 
     with session(station_dir) as s:
-        assert cases.get(s, row.case_id).materials["近期1寸免冠彩色照片"] == "rongque"
+        view = cases.get(s, row.case_id)
+        assert view.materials["近期1寸免冠彩色照片"] == "rongque"
+        assert view.rongque_promise["promise"] == "本人承诺五日内补交照片" and view.rongque_promise["due"]
 
 
 async def test_leaving_a_filled_form_asks_first(station_dir, make_app, now):

@@ -72,11 +72,11 @@ def seed(root) -> dict[str, str]:
             phone="13800001234",
             received=material_names(PENSION),
         ).case_id
-        cases.accept(s, ids["accepted"])
+        cases.act(s, ids["accepted"], "accept")
         ids["supplement"] = cases.register(
             s, item_code=DIBAO, name="李建国", id_number=id_number(seq="003"), received=[]
         ).case_id
-        cases.notify_missing(s, ids["supplement"])
+        cases.act(s, ids["supplement"], "notify-missing")
         ids["new"] = cases.register(
             s, item_code=LAND, name="张玉兰", id_number=id_number(seq="005"), received=material_names(LAND)
         ).case_id

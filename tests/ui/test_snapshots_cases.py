@@ -40,9 +40,9 @@ def arrange(station_dir, now) -> str:
                 received=received,
             )
             ids.append(v.case_id)
-        cases.accept(s, ids[0])
-        cases.accept(s, ids[1], rongque=rongque_names(DIBAO), opinion="材料已核对")
-        cases.notify_missing(s, ids[2])
+        cases.act(s, ids[0], "accept")
+        cases.act(s, ids[1], "accept", {"rongque": rongque_names(DIBAO), "opinion": "材料已核对", "promise": "十日内补交"})
+        cases.act(s, ids[2], "notify-missing")
         now("2026-03-09T10:00:00+08:00")  # a week later: the pension case is overdue
     return ids[1]
 

@@ -74,7 +74,7 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
             case = cases.register(
                 v, item_code=PENSION, name="王秀英", id_number=id_number(), received=material_names(PENSION)
             )
-            cases.accept(v, case.case_id)
+            cases.act(v, case.case_id, "accept")
         enrolled_station(
             town_dir, county, org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心"
         ).close()
@@ -86,8 +86,8 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
         app = make_app(village_dir)
         async with app.run_test(size=(80, 24)) as pilot:
             await unlock(pilot)
-            await act_on_case_page(pilot, case.case_id, "f", reason="材料齐全，请审核")
-            assert State.IN_PROGRESS.label in text_of(app.screen.query_one("#case-title"))
+            await act_on_case_page(pilot, case.case_id, "f", opinion="材料齐全，请审核")
+            assert State.TRANSFERRED.label in text_of(app.screen.query_one("#case-title"))
             assert "乡镇级" in text_of(app.screen.query_one("#case-head"))  # now held by the township
             await pilot.press("escape")
             await settle(pilot)
@@ -96,7 +96,8 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
         # The township (its clerk) passes it on to the county.
         with open_station(town_dir, "clerk1", PIN) as t:
             assert sync_now(t).ok
-            cases.forward(t, case.case_id, opinion="同意上报")
+            cases.act(t, case.case_id, "receive")
+            cases.act(t, case.case_id, "forward", {"opinion": "同意上报"})
             assert sync_now(t).ok
 
         # The county reviewer syncs, decides on the case page, syncs.
@@ -104,6 +105,9 @@ async def test_a_decision_made_at_the_county_reaches_the_village(tmp_path, now, 
         async with app.run_test(size=(120, 36)) as pilot:
             await unlock(pilot, "reviewer1")
             await sync_through_the_screen(pilot)
+            await act_on_case_page(pilot, case.case_id, "j")  # 接件
+            await pilot.press("escape")
+            await settle(pilot)
             await act_on_case_page(pilot, case.case_id, "d", outcome=0, opinion="符合参保条件，准予登记")
             assert State.DONE.label in text_of(app.screen.query_one("#case-title"))
             await pilot.press("escape")

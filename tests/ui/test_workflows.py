@@ -8,7 +8,7 @@ from textual.widgets import RadioSet
 from schema.case import State
 from station.services import cases
 from station.ui.screens.case_page import CaseScreen
-from station.ui.screens.dialogs import FormDialog, ReasonDialog
+from station.ui.screens.dialogs import FormDialog
 from station.ui.screens.inbox import InboxScreen
 from tests.helpers import DIBAO, TOWN, VILLAGE, id_number, make_station, material_names, rongque_names
 from tests.ui.cases_support import county_station, idle, on_screen, screen_text, session, town_station, until
@@ -62,7 +62,7 @@ def dibao_at_village(root) -> str:
             phone="13900001111",
             received=[m for m in material_names(DIBAO) if m not in bank],
         )
-        cases.accept(v, view.case_id, rongque=bank)
+        cases.act(v, view.case_id, "accept", {"rongque": bank, "promise": "十个工作日内补交"})
         return view.case_id
 
 
@@ -79,8 +79,8 @@ async def test_township_forward_and_return(tmp_path, make_app, now):
         page = await on_screen(pilot, CaseScreen)
         await until(pilot, lambda: page.detail is not None, "the case")
         await pilot.press("f")
-        dialog = await on_screen(pilot, ReasonDialog)
-        assert "转报至乡镇级" in dialog.prompt
+        dialog = await on_screen(pilot, FormDialog)
+        assert "转报上一级" in dialog.prompt
         await pilot.press(*"材料齐全请审核", "enter")
         await until(pilot, lambda: page.detail.view.holder_org == TOWN, "the forward")
         assert "f 转报" not in screen_text(app).split("\n")[-1]  # no longer the village's to forward
@@ -116,19 +116,26 @@ async def test_township_forward_and_return(tmp_path, make_app, now):
         assert app.internal_errors == []
 
 
-async def test_county_decision_then_delivery_and_rating_at_the_village(tmp_path, make_app, now):
+async def test_county_decision_then_delivery_at_the_village(tmp_path, make_app, now):
     village, town, county = tmp_path / "village", tmp_path / "town", tmp_path / "county"
     case_id = dibao_at_village(village)
     with session(village) as v:
-        cases.forward(v, case_id, opinion="请审核")
+        cases.act(v, case_id, "forward", {"opinion": "请审核"})
     town_station(town).close()
     county_station(county).close()
     sync(village, town, "agent1", "clerk1")
     with session(town, "clerk1") as t:
-        cases.supplement(t, case_id, rongque_names(DIBAO))  # the promised bank account arrived
-        cases.forward(t, case_id, opinion="入户调查属实，报县审批")
+        cases.act(t, case_id, "receive")
+        cases.act(t, case_id, "supplement", {"materials": rongque_names(DIBAO)})  # the promised bank account arrived
+        cases.act(t, case_id, "forward", {"opinion": "入户调查属实，报县审批"})
     sync(village, county, "agent1", "shenpi")
     sync(town, county, "clerk1", "shenpi")
+    with session(county, "shenpi") as c:  # taken in, and 低保 is publicised for 7 days before approval
+        cases.act(c, case_id, "receive")
+        cases.act(c, case_id, "publicity", {"note": "村务公开栏"})
+    now("2026-03-10T09:00:00+08:00")
+    with session(county, "shenpi") as c:
+        cases.act(c, case_id, "publicity-end", {"result": "公示期满无异议"})
 
     app = make_app(county)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -155,9 +162,6 @@ async def test_county_decision_then_delivery_and_rating_at_the_village(tmp_path,
         page = await on_screen(pilot, CaseScreen)
         await until(pilot, lambda: page.detail is not None, "the case")
         assert page.detail.view.state is State.DONE  # the county's result arrived at the village
-        page = await act(pilot, "g", "enter", "ctrl+s")  # 送达: 窗口领取 (the default)
+        page = await act(pilot, "g", "enter", "ctrl+s")  # 送达: 窗口领取 (the first choice)
         assert page.detail.view.state is State.DELIVERED
-        page = await act(pilot, "p", "enter", "tab", *"办事很方便", "enter")  # 5 非常满意
-        assert page.detail.view.ratings[0]["level"] == 5
-        assert "评价：非常满意  办事很方便" in screen_text(app)
         assert app.internal_errors == []

@@ -21,8 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from schema.errors import UserError
-from station.ui.screens.dialogs import ConfirmDialog, Field
-from station.ui.screens.restore import PinFormDialog
+from station.ui.screens.dialogs import ConfirmDialog, Field, PinFormDialog
 from station.ui.widgets.footer import StationFooter
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
@@ -41,6 +40,7 @@ def load(session: Any) -> dict[str, Any]:
         "roles": admin.manageable_roles(session),
         "can_settings": admin.can_change_settings(session),
         "audit": admin.id_views(session),
+        "protection": admin.key_protection(session),
         "last_backup": backup.last_backup(session),
     }
 
@@ -62,6 +62,12 @@ def reset_pin(session: Any, login: str, values: dict[str, Any]) -> None:
     from station.services import admin
 
     admin.reset_pin(session, login, pin=values["pin"], pin2=values["pin2"])
+
+
+def change_own_pin(session: Any, values: dict[str, Any]) -> None:
+    from station.services import admin
+
+    admin.change_own_pin(session, old=values["old"], pin=values["pin"], pin2=values["pin2"])
 
 
 def disable_user(session: Any, login: str) -> None:
@@ -96,7 +102,7 @@ def when(iso: str) -> str:
     return iso[:16].replace("T", " ") if iso else "—"
 
 
-def info_text(info: Any) -> Text:
+def info_text(info: Any, protection: Any = None) -> Text:
     rows = [
         ("工作站名称", info.name),
         ("单位", f"{info.org}（{info.level}）"),
@@ -110,6 +116,8 @@ def info_text(info: Any) -> Text:
         ("县中心密钥指纹", info.county_fingerprint or "—"),
         ("自动锁定", f"闲置 {info.idle_lock_minutes} 分钟"),
     ]
+    if protection is not None:
+        rows.append(("PIN保护", protection.text()))
     t = Text()
     for i, (label, value) in enumerate(rows):
         if i:
@@ -117,8 +125,9 @@ def info_text(info: Any) -> Text:
         t.append(f"{label}：", style="dim")
         style = (
             "bold red"
-            if label == "登记状态" and info.revoked
-            else ("yellow" if label == "登记状态" and not info.enrolled else "")
+            if (label == "登记状态" and info.revoked) or (label == "PIN保护" and protection.store is None)
+            else ("yellow" if (label == "登记状态" and not info.enrolled) or label == "PIN保护"
+                  and protection.file_only else "")
         )
         t.append(value, style=style)
     return t
@@ -135,6 +144,7 @@ class AdminScreen(Screen[None]):
         Binding("a", "add_user", "添加用户", key_display="A"),
         Binding("x", "disable_user", "停用", key_display="X"),
         Binding("p", "reset_pin", "重置PIN", key_display="P"),
+        Binding("c", "change_pin", "修改我的PIN", key_display="C"),
         Binding("d", "enroll", "登记到县中心", key_display="D"),
         Binding("b", "backup", "备份到U盘", key_display="B"),
         Binding("r", "restore", "从备份恢复", key_display="R"),
@@ -153,10 +163,12 @@ class AdminScreen(Screen[None]):
             with TabPane("1 用户", id="admin-users"):
                 yield Static("", id="users-note", classes="admin-note", markup=False)
                 yield DataTable(id="users-table", cursor_type="row", zebra_stripes=True)
-                with Horizontal(classes="admin-buttons", id="users-buttons"):
-                    yield Button("添加用户 A", id="user-add", compact=True)
-                    yield Button("停用 X", id="user-disable", compact=True)
-                    yield Button("重置PIN P", id="user-reset", compact=True)
+                with Horizontal(classes="admin-buttons"):
+                    with Horizontal(id="users-buttons"):
+                        yield Button("添加用户 A", id="user-add", compact=True)
+                        yield Button("停用 X", id="user-disable", compact=True)
+                        yield Button("重置PIN P", id="user-reset", compact=True)
+                    yield Button("修改我的PIN C", id="user-change-pin", compact=True)
             with TabPane("2 工作站", id="admin-station"), VerticalScroll():
                 yield Static("正在读取……", id="station-info")
                 yield Static("", id="station-backup", classes="admin-note", markup=False)
@@ -229,7 +241,7 @@ class AdminScreen(Screen[None]):
         self.data = data
         self._fill_users()
         info = data["info"]
-        self.query_one("#station-info", Static).update(info_text(info))
+        self.query_one("#station-info", Static).update(info_text(info, data["protection"]))
         last = data.get("last_backup")
         done = f"上次备份：{when(last)}。" if last else "本站还没有备份过。"
         self.query_one("#station-backup", Static).update(done + "备份文件已加密，建议每周备份到U盘一次，U盘另处保管。")
@@ -337,6 +349,8 @@ class AdminScreen(Screen[None]):
                 return False
             user = self._current_user()
             return True if user is not None and user.manageable and not user.disabled else None
+        if action == "change_pin":
+            return tab == "admin-users"
         if action == "save_settings":
             return tab == "admin-settings" and self.data["can_settings"]
         if action in ("enroll", "backup", "restore"):
@@ -389,6 +403,34 @@ class AdminScreen(Screen[None]):
         finally:
             self._busy = False
 
+    @on(Button.Pressed, "#user-change-pin")
+    def _change_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_change_pin()
+
+    def action_change_pin(self) -> None:
+        self._run(self._change_pin)
+
+    async def _change_pin(self) -> None:
+        app: Any = self.app
+        session = app.session
+        fields = [
+            Field("old", "原PIN", required=True, max_length=64),
+            Field("pin", "新PIN或口令（至少6位数字；口令至少8个字符，含两类字符）", required=True, max_length=64),
+            Field("pin2", "再输一次新PIN", required=True, max_length=64),
+        ]
+
+        async def submit(values: dict[str, Any]) -> bool:
+            await app.db(change_own_pin, session, values)
+            return True
+
+        done = await app.push_screen_wait(
+            PinFormDialog(f"修改我的PIN：{session.user.login}", fields, on_submit=submit, ok_label="修改")
+        )
+        if done:
+            app.notify("PIN已修改，下次登录请用新PIN", title="用户")
+            self.reload()
+
     def action_add_user(self) -> None:
         if self.data is None or not self.data["roles"]:
             return
@@ -408,8 +450,8 @@ class AdminScreen(Screen[None]):
                 default=roles[0].value,
                 required=True,
             ),
-            Field("pin", "PIN（至少6位）", required=True, max_length=32),
-            Field("pin2", "再输一次PIN", required=True, max_length=32),
+            Field("pin", "PIN（至少6位）或口令", required=True, max_length=64),
+            Field("pin2", "再输一次PIN", required=True, max_length=64),
         ]
         session = app.session
 
@@ -460,8 +502,8 @@ class AdminScreen(Screen[None]):
         app: Any = self.app
         session = app.session
         fields = [
-            Field("pin", "新PIN（至少6位）", required=True, max_length=32),
-            Field("pin2", "再输一次新PIN", required=True, max_length=32),
+            Field("pin", "新PIN（至少6位）或口令", required=True, max_length=64),
+            Field("pin2", "再输一次新PIN", required=True, max_length=64),
         ]
 
         async def submit(values: dict[str, Any]) -> bool:

@@ -1,16 +1,15 @@
 """One case: its facts, its conflicts, its full timeline and the actions this user may take now.
 
-The actions offered are exactly ``schema.lifecycle.allowed_actions`` for the signed-in role and
-org (``station.services.case_detail.detail``); each has a key and a dialog for its inputs, and
-calls the matching function of ``station.services.cases`` on the session thread. A refused
+The actions offered are exactly ``schema.rules.allowed_actions`` for the signed-in user
+(``station.services.case_detail.detail``); each has the key and the inputs its rule object
+declares, shown in a dialog built from them, and goes through ``station.services.cases.act``
+on the session thread. A refused
 action keeps the dialog open with the reason next to the field. After an action the page
 reloads and ``CaseChanged`` tells the rest of the app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
@@ -23,11 +22,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from schema import events as K
+from schema import rules
 from schema.case import RATING_LABELS, MaterialStatus, Outcome, ResultCode, Special
-from schema.lifecycle import RULES
 from schema.org import Level
+from schema.rules import Kind
 from station.ui.messages import CaseChanged
-from station.ui.screens.dialogs import ConfirmDialog, Field, FormDialog, ReasonDialog
+from station.ui.screens.dialogs import ConfirmDialog, Field, FormDialog
 
 MATERIAL_STYLES = {"received": "green", "missing": "bold red", "rongque": "bold yellow"}
 
@@ -42,15 +42,15 @@ def _load(session, case_id: str):
 
 
 def _prepare(session, view, kind: str) -> dict[str, Any]:
-    """Facts a dialog shows before the action (what 受理 would promise, the 补正 deadline)."""
+    """What the action would write with default inputs (补正期限, 公示截止日 …) and, for 受理,
+    the promised date: facts its dialog shows before the person confirms."""
     from station.services import case_detail as cd
 
+    facts = cd.preview_body(session, view, rules.ACTIONS[kind])
     if kind == K.CASE_ACCEPTED:
         d = cd.promised_if_accepted_today(session, view)
-        return {"promised": None if d is None else d.date.isoformat() + ("（预计）" if d.estimated else "")}
-    if kind == K.CASE_NOTIFIED_MISSING:
-        return {"deadline": cd.supplement_deadline_today(session, view)}
-    return {}
+        facts["promised"] = None if d is None else d.date.isoformat() + ("（预计）" if d.estimated else "")
+    return facts
 
 
 def _reveal(session, case_id: str) -> str:
@@ -59,202 +59,69 @@ def _reveal(session, case_id: str) -> str:
     return cases.reveal_id_number(session, case_id)
 
 
-def _call(kind: str, session, case_id: str, v: dict[str, Any]):
-    """Run the action ``kind`` with the dialog's values ``v`` (every rule kind has one service call)."""
+def _call(kind: str, session, case_id: str, values: dict[str, Any]):
+    """Run the action ``kind`` with the dialog's values (every action goes through ``cases.act``)."""
     from station.services import cases
 
-    calls: dict[str, Callable[[], Any]] = {
-        K.CASE_ACCEPTED: lambda: cases.accept(
-            session, case_id, rongque=v.get("rongque") or [], opinion=v.get("opinion", "")
-        ),
-        K.CASE_NOTIFIED_MISSING: lambda: cases.notify_missing(
-            session, case_id, missing=v.get("missing") or [], opinion=v.get("opinion", "")
-        ),
-        K.CASE_SUPPLEMENTED: lambda: cases.supplement(session, case_id, v.get("materials") or []),
-        K.CASE_LAPSED: lambda: cases.lapse(session, case_id, opinion=v.get("reason", "")),
-        K.CASE_REFUSED: lambda: cases.refuse(session, case_id, v.get("reason", "")),
-        K.CASE_FORWARDED: lambda: cases.forward(session, case_id, opinion=v.get("reason", "")),
-        K.CASE_RETURNED: lambda: cases.return_down(session, case_id, v.get("reason", "")),
-        K.CASE_SPECIAL_STARTED: lambda: cases.start_special(
-            session, case_id, v.get("procedure") or "", v.get("reason", ""), days=v.get("days")
-        ),
-        K.CASE_SPECIAL_ENDED: lambda: cases.end_special(session, case_id, result=v.get("reason", "")),
-        K.CASE_CO_OPINION: lambda: cases.co_opinion(
-            session, case_id, v.get("department") or "", bool(v.get("agree")), v.get("opinion", "")
-        ),
-        K.CASE_DECIDED: lambda: cases.decide(
-            session,
-            case_id,
-            v.get("outcome") or "",
-            opinion=v.get("opinion", ""),
-            certificate=v.get("certificate", ""),
-        ),
-        K.CASE_DELIVERED: lambda: cases.deliver(session, case_id, v.get("method") or ""),
-        K.CASE_RATED: lambda: cases.rate(session, case_id, v.get("level") or 0, comment=v.get("comment", "")),
-        K.CASE_VOIDED: lambda: cases.void(
-            session, case_id, v.get("reason", ""), entry_error=bool(v.get("entry_error"))
-        ),
-    }
-    return calls[kind]()
+    return cases.act(session, case_id, kind, values)
 
 
-# -- the actions: key, dialog ------------------------------------------------------------------------
+# -- the actions' dialogs, built from their fields --------------------------------------------------------
+
+_KINDS = {Kind.TEXT: "text", Kind.INT: "int", Kind.CHOICE: "choice", Kind.MULTI: "multi", Kind.BOOL: "check",
+          Kind.DATE: "text"}
 
 
-@dataclass(frozen=True)
-class Action:
-    key: str
-    done: str  # what the notification says afterwards
+def _default(action, f, view, facts: dict[str, Any], actor) -> Any:
+    if f.name in facts and f.kind is not Kind.MULTI:
+        return facts[f.name]
+    if action.kind == K.CASE_NOTIFIED_MISSING and f.name == "missing":
+        return view.missing_required
+    if action.kind == K.CASE_CO_OPINION and f.name == "department":
+        return actor.department if actor is not None and actor.department else None
+    if f.kind is Kind.CHOICE and f.required:
+        options = f.options(view)
+        return options[0][0] if len(options) == 1 else None
+    return None
 
 
-ACTIONS: dict[str, Action] = {
-    K.CASE_ACCEPTED: Action("a", "已受理"),
-    K.CASE_NOTIFIED_MISSING: Action("n", "已一次性告知"),
-    K.CASE_SUPPLEMENTED: Action("b", "已登记补正材料"),
-    K.CASE_LAPSED: Action("l", "已按补正不来办结"),
-    K.CASE_REFUSED: Action("x", "已不予受理"),
-    K.CASE_FORWARDED: Action("f", "已转报上级"),
-    K.CASE_RETURNED: Action("t", "已退回"),
-    K.CASE_SPECIAL_STARTED: Action("s", "已启动特别程序"),
-    K.CASE_SPECIAL_ENDED: Action("e", "已结束特别程序"),
-    K.CASE_CO_OPINION: Action("o", "已录入联办意见"),
-    K.CASE_DECIDED: Action("d", "已作出决定"),
-    K.CASE_DELIVERED: Action("g", "已送达"),
-    K.CASE_RATED: Action("p", "已录入评价"),
-    K.CASE_VOIDED: Action("z", "已作废"),
-}
-assert set(ACTIONS) == set(RULES), "every lifecycle rule needs a key and a dialog on the case page"
+def _prompt(action, view, facts: dict[str, Any]) -> str:
+    lines = [action.help]
+    if action.kind == K.CASE_ACCEPTED:
+        if facts.get("promised"):
+            lines.append(f"受理后承诺办结日：{facts['promised']}")
+        if view.missing_required:
+            lines.append("尚缺必需材料：" + "、".join(view.missing_required) + "（可容缺的请勾选并填写承诺，否则请一次性告知）")
+    if facts.get("deadline"):
+        lines.append(f"补正期限：{facts['deadline']}")
+    if facts.get("until"):
+        lines.append(f"截止日期：{facts['until']}")
+    if action.kind == K.CASE_DECIDED:
+        blockers = rules.approval_blockers(view)
+        if blockers:
+            lines.append("现在不能准予：" + "；".join(blockers))
+    return "\n".join(lines)
 
 
-def action_dialog(kind: str, detail: Any, extra: dict[str, Any], on_submit) -> FormDialog:
-    """The dialog that asks for ``kind``'s inputs (its labels say what each choice means)."""
-    from station.services import case_detail as cd
-    from station.services.cases import DELIVERY_METHODS
-
+def action_dialog(kind: str, detail: Any, facts: dict[str, Any], on_submit, actor=None) -> FormDialog:
+    """The dialog that asks for ``kind``'s inputs: its fields, labels and choices are the rule object's."""
+    action = rules.ACTIONS[kind]
     view = detail.view
-    label = RULES[kind].label
-    title = f"{label} · {view.case_no}"
-    mats = partial(cd.material_names, view)
-    opinion = Field("opinion", "意见")
-    if kind == K.CASE_ACCEPTED:
-        fields = [opinion]
-        candidates = cd.rongque_candidates(view)
-        if candidates:
-            fields.insert(
-                0,
-                Field(
-                    "rongque", "容缺受理的材料（申请人书面承诺后补）", "multi", [(m, m) for m in candidates]
-                ),
-            )
-        promised = extra.get("promised")
-        prompt = f"受理后承诺办结日：{promised}" if promised else "受理"
-        missing = cd.missing_required(view)
-        if missing:
-            prompt += "\n尚缺必需材料：" + "、".join(missing) + "（可容缺的请勾选，否则请一次性告知）"
-        return FormDialog(title, fields, prompt=prompt, on_submit=on_submit, ok_label="受理")
-    if kind == K.CASE_NOTIFIED_MISSING:
-        missing = cd.missing_required(view)
-        fields = [
-            Field(
-                "missing",
-                "所缺材料（一次列全）",
-                "multi",
-                [(m, m) for m in mats()],
-                default=missing,
-                required=True,
-            ),
-            opinion,
-        ]
-        prompt = f"一次性告知申请人补齐所缺的全部材料。补正期限：{extra.get('deadline')}"
-        return FormDialog(title, fields, prompt=prompt, on_submit=on_submit, ok_label="告知")
-    if kind == K.CASE_SUPPLEMENTED:
-        outstanding = mats(MaterialStatus.MISSING, MaterialStatus.RONGQUE)
-        prompt = "勾选申请人本次补交的材料"
-        if not outstanding:
-            prompt = "当前没有缺少的材料；申请人补交了更正或更新的材料时，勾选后登记"
-        choices = outstanding or mats()
-        fields = [Field("materials", "补交的材料", "multi", [(m, m) for m in choices], required=True)]
-        return FormDialog(title, fields, prompt=prompt, on_submit=on_submit, ok_label="登记")
-    if kind == K.CASE_SPECIAL_STARTED:
-        fields = [
-            Field(
-                "procedure", "特别程序种类", "choice", [(s.label, s.value) for s in Special], required=True
-            ),
-            Field("reason", "启动理由或依据", required=True),
-            Field("days", "预计天数", "int", placeholder="可不填", max_length=4),
-        ]
-        return FormDialog(title, fields, prompt="特别程序期间暂停计时", on_submit=on_submit)
-    if kind == K.CASE_CO_OPINION:
-        depts = [(d, d) for d in view.item.get("co_departments", [])]
-        fields = [
-            Field(
-                "department",
-                "联办部门",
-                "choice",
-                depts,
-                default=depts[0][1] if depts else None,
-                required=True,
-            ),
-            Field("agree", "意见", "choice", [("同意", True), ("不同意", False)], default=True),
-            Field("opinion", "意见说明"),
-        ]
-        return FormDialog(title, fields, on_submit=on_submit)
-    if kind == K.CASE_DECIDED:
-        fields = [
-            Field("outcome", "决定结果", "choice", [(o.label, o.value) for o in Outcome], required=True),
-            Field("opinion", "审批意见（不予批准须写明理由）"),
-            Field("certificate", "证照编号", placeholder="出证的填写，可不填", max_length=100),
-        ]
-        return FormDialog(title, fields, on_submit=on_submit, ok_label="决定")
-    if kind == K.CASE_DELIVERED:
-        fields = [
-            Field(
-                "method",
-                "送达方式",
-                "choice",
-                [(m, m) for m in DELIVERY_METHODS],
-                default=DELIVERY_METHODS[0],
-                required=True,
-            )
-        ]
-        return FormDialog(title, fields, on_submit=on_submit, ok_label="送达")
-    if kind == K.CASE_RATED:
-        fields = [
-            Field(
-                "level",
-                "评价",
-                "choice",
-                [(f"{n} {RATING_LABELS[n]}", n) for n in (5, 4, 3, 2, 1)],
-                required=True,
-            ),
-            Field("comment", "评价内容（差评请记录原因）"),
-        ]
-        prompt = "追评（每件只能评价一次并追评一次）" if view.ratings else "请申请人对本次服务评价"
-        return FormDialog(title, fields, prompt=prompt, on_submit=on_submit)
-    if kind == K.CASE_VOIDED:
-        fields = [
-            Field("reason", "作废原因", required=True),
-            Field("entry_error", "录入错误（按删除办结上报）", "check", default=False),
-        ]
-        return FormDialog(
-            title, fields, prompt="作废后办件结束，不能恢复", on_submit=on_submit, ok_label="作废"
+    fields = [
+        Field(
+            f.name,
+            f.label,
+            _KINDS[f.kind],
+            [(label, value) for value, label in f.options(view)],
+            default=_default(action, f, view, facts, actor),
+            required=f.required,
+            placeholder="YYYY-MM-DD" if f.kind is Kind.DATE else (f.help if f.kind is Kind.TEXT else ""),
+            max_length=f.max_len,
         )
-    # One line of text: a reason (required) or an opinion (optional).
-    prompts = {
-        K.CASE_REFUSED: ("不予受理的理由（将告知申请人）", True, "理由"),
-        K.CASE_RETURNED: ("退回理由（下级据此补正或修改）", True, "理由"),
-        K.CASE_FORWARDED: (f"转报至{_parent_label(view)}，可填写审核意见", False, "意见"),
-        K.CASE_SPECIAL_ENDED: ("特别程序的结果（核查、公示等结论）", False, "结果"),
-        K.CASE_LAPSED: (
-            f"补正期限（{view.supplement_deadline}）已过，申请人未补正，按补正不来办结",
-            False,
-            "意见",
-        ),
-    }
-    prompt, required, field_label = prompts[kind]
-    return ReasonDialog(
-        title, prompt, required=required, label=field_label, on_submit=on_submit, ok_label=label
-    )
+        for f in action.fields
+    ]
+    return FormDialog(f"{action.label} · {view.case_no}", fields, prompt=_prompt(action, view, facts),
+                      on_submit=on_submit, ok_label=action.label)
 
 
 def _parent_label(view) -> str:
@@ -348,7 +215,7 @@ def due_text(detail) -> Text:
             _line(
                 ("补正期限：", "dim"),
                 (v.supplement_deadline, "bold"),
-                "  待补：" + "、".join(v.missing_notice) if v.missing_notice else "",
+                "  尚缺：" + "、".join(v.still_missing) if v.still_missing else "",
             )
         )
     if v.special:
@@ -357,7 +224,7 @@ def due_text(detail) -> Text:
             proc = Special(v.special.get("procedure")).label
         except ValueError:
             proc = str(v.special.get("procedure"))
-        days = f"，预计{v.special['days']}天" if v.special.get("days") else ""
+        days = f"，至{v.special['until']}恢复计时" if v.special.get("until") else ""
         t.append_text(
             _line(
                 ("特别程序：", "dim"),
@@ -369,6 +236,8 @@ def due_text(detail) -> Text:
     if v.result_code:
         t.append("\n")
         outcome = f"，{Outcome(v.outcome).label}" if v.outcome else ""
+        if v.certificate:
+            outcome += f"，证照编号 {v.certificate}"
         t.append_text(
             _line(
                 ("办结：", "dim"),
@@ -392,11 +261,11 @@ def due_text(detail) -> Text:
 
 
 def materials_text(detail) -> Text:
-    from station.services.case_detail import material_names
+    from schema.rules.base import material_choices
 
     v = detail.view
     t = Text("材料：", style="dim")
-    for name in material_names(v):
+    for name, _ in material_choices()(v):
         status = MaterialStatus(v.materials[name])
         t.append("\n  ")
         t.append(f"[{status.label}]", style=MATERIAL_STYLES[status.value])
@@ -434,13 +303,12 @@ def timeline_text(detail) -> Text:
 
 def actions_text(detail) -> Text:
     t = Text()
-    for rule in detail.actions:
-        a = ACTIONS[rule.kind]
+    for a in detail.actions:
         if t:
             t.append("  ")
-        click = Style.from_meta({"@click": f"screen.act('{rule.kind}')"})
+        click = Style.from_meta({"@click": f"screen.act('{a.kind}')"})
         t.append(f" {a.key.upper()} ", style=Style(reverse=True, bold=True) + click)
-        t.append(f" {rule.label}", style=Style(bold=True) + click)
+        t.append(f" {a.label}", style=Style(bold=True) + click)
     return t
 
 
@@ -453,7 +321,7 @@ class CaseScreen(Screen[None]):
     AUTO_FOCUS = "#case-body"  # arrows and PageUp/PageDown scroll the page (the timeline is below)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "返回"),
-        *(Binding(a.key, f"act('{kind}')", RULES[kind].label) for kind, a in ACTIONS.items()),
+        *(Binding(a.key, f"act('{a.kind}')", a.label) for a in rules.REGISTRY.actions),
         Binding("i", "reveal", "显示身份证号"),
     ]
 
@@ -518,7 +386,7 @@ class CaseScreen(Screen[None]):
     # -- actions ------------------------------------------------------------------------------------------
 
     def allowed(self) -> set[str]:
-        return {r.kind for r in self.detail.actions} if self.detail is not None else set()
+        return {a.kind for a in self.detail.actions} if self.detail is not None else set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "act":
@@ -539,11 +407,11 @@ class CaseScreen(Screen[None]):
         try:
             extra = await app.db(_prepare, app.session, detail.view, kind)
 
-            async def submit(values: Any) -> Any:
-                v = values if isinstance(values, dict) else {"reason": values}
-                return await app.db(_call, kind, app.session, case_id, v)
+            async def submit(values: dict[str, Any]) -> Any:
+                return await app.db(_call, kind, app.session, case_id, values)
 
-            result = await app.push_screen_wait(action_dialog(kind, detail, extra, submit))
+            actor = await app.db(lambda s: s.author, app.session)
+            result = await app.push_screen_wait(action_dialog(kind, detail, extra, submit, actor))
         except Exception as exc:  # noqa: BLE001 - shown by the app
             app.show_error(exc)
             return
@@ -552,7 +420,7 @@ class CaseScreen(Screen[None]):
         if result is None:  # cancelled
             return
         app.post_message(CaseChanged(case_id))
-        app.notify(ACTIONS[kind].done, title=detail.view.case_no)
+        app.notify(rules.ACTIONS[kind].done, title=detail.view.case_no)
         self.reload()
 
     def action_reveal(self) -> None:

@@ -293,6 +293,18 @@ class FormDialog(ModalScreen[Any]):
         self.dismiss(result)
 
 
+class PinFormDialog(FormDialog):
+    """The form dialog with its PIN fields (``old``, ``pin``, ``pin2``) masked."""
+
+    PIN_FIELDS = frozenset({"old", "pin", "pin2"})
+
+    def _widget(self, f: Field):
+        widget = super()._widget(f)
+        if f.key in self.PIN_FIELDS:
+            widget.password = True
+        return widget
+
+
 def _say(widget: Static, message: str) -> None:
     widget.update(message)
     widget.set_class(bool(message), "-shown")

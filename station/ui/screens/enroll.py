@@ -9,6 +9,9 @@ from the administration screen, and from the sync screen of a station not yet en
 * 离线登记（U盘）: 1) the code, then a folder on the USB stick: the signed request file is
   written there; 2) later, the county admin's answer file is read from the stick.
 
+After enrolling the dialog shows the county's key fingerprint (and, once, the plain-http notice)
+until the person presses 完成: they compare it with the one the county admin read out with the code.
+
 Returns :class:`station.replication.enroll.EnrollResult` on success, None if left for later.
 """
 
@@ -37,10 +40,10 @@ MODES = ("online", "offline")
 # -- on the worker / session thread ------------------------------------------------------------------
 
 
-def enroll_online(session: Any, url: str, code: str):
+def enroll_online(session: Any, url: str, code: str, ca_file: str):
     from station.replication import enroll
 
-    return enroll.enroll_online(session, url, code)
+    return enroll.enroll_online(session, url, code, ca_file=ca_file or None)
 
 
 def write_request(session: Any, folder: Path, code: str) -> Path:
@@ -62,15 +65,17 @@ def load_info(session: Any):
 
 
 def where_error_goes(exc: UserError) -> str:
-    """Which field of the online form an error belongs to: ``url``, ``code`` or ``form``."""
-    from sync.client import Offline, ServerFault
+    """Which field of the online form an error belongs to: ``url``, ``code``, ``ca`` or ``form``."""
+    from sync.client import CertificateError, Offline, ServerFault
     from sync.errors import ProtocolError
 
+    if isinstance(exc, CertificateError):
+        return "ca"
     if isinstance(exc, (Offline, ServerFault)):
         return "url"
     if isinstance(exc, ProtocolError):
         return "code" if exc.code == "code" else "form"
-    return exc.field if exc.field in ("url", "code") else "form"
+    return exc.field if exc.field in ("url", "code", "ca") else "form"
 
 
 class EnrollScreen(ModalScreen[Any]):
@@ -90,6 +95,7 @@ class EnrollScreen(ModalScreen[Any]):
         self.intro = intro
         self.info: Any = None
         self.request_file: Path | None = None
+        self.result: Any = None  # the EnrollResult once enrolled: shown until 完成
         self._busy = False
 
     def compose(self) -> ComposeResult:
@@ -123,6 +129,16 @@ class EnrollScreen(ModalScreen[Any]):
                         ),
                         "code",
                     )
+                    yield from self._field(
+                        "县中心证书",
+                        Input(
+                            placeholder="可选：县中心给的证书文件（.pem）路径",
+                            id="ca",
+                            compact=True,
+                            select_on_focus=False,
+                        ),
+                        "ca",
+                    )
                     yield Static("", id="msg-form", classes="enroll-msg", markup=False)
                     with Horizontal(classes="enroll-buttons"):
                         yield Button("登记 Ctrl+S", id="enroll-go", variant="primary", compact=True)
@@ -153,6 +169,16 @@ class EnrollScreen(ModalScreen[Any]):
                     with Horizontal(classes="enroll-buttons"):
                         yield Button("读取答复文件… Ctrl+R", id="read-response", compact=True)
                     yield Static("", id="msg-offline", classes="enroll-msg", markup=False)
+            with Vertical(id="enroll-done"):
+                yield Static("", id="enroll-done-text", markup=False)
+                yield Static("", id="enroll-fingerprint", markup=False)
+                yield Static(
+                    "请与县中心管理员给出登记码时读出的指纹逐位核对。不一致说明有人冒充县中心：请不要同步，立即联系县中心。",
+                    classes="enroll-text",
+                )
+                yield Static("", id="enroll-notice", classes="enroll-state", markup=False)
+                with Horizontal(classes="enroll-buttons"):
+                    yield Button("完成 Enter", id="enroll-finish", variant="primary", compact=True)
             with Horizontal(id="enroll-bottom"):
                 yield Button("稍后登记 Esc", id="enroll-later", compact=True)
         yield StationFooter()  # this dialog's keys, not those of the screen below
@@ -201,7 +227,7 @@ class EnrollScreen(ModalScreen[Any]):
         msg.set_class(error, "error")
 
     def clear(self) -> None:
-        for key in ("url", "code", "form", "offline-code", "offline"):
+        for key in ("url", "code", "ca", "form", "offline-code", "offline"):
             self.say(key, "")
 
     def _tab(self) -> str:
@@ -210,6 +236,8 @@ class EnrollScreen(ModalScreen[Any]):
     # -- actions --------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.result is not None:
+            return action in ("later", "submit")
         if action == "read_response":
             return self._tab() == "offline"
         return True
@@ -229,7 +257,7 @@ class EnrollScreen(ModalScreen[Any]):
 
     def action_later(self) -> None:
         if not self._busy:
-            self.dismiss(None)
+            self.dismiss(self.result)
 
     @on(Button.Pressed, "#enroll-later")
     def _later(self, event: Button.Pressed) -> None:
@@ -237,7 +265,9 @@ class EnrollScreen(ModalScreen[Any]):
         self.action_later()
 
     def action_submit(self) -> None:
-        if self._tab() == "offline":
+        if self.result is not None:
+            self.dismiss(self.result)
+        elif self._tab() == "offline":
             self.action_write_request()
         else:
             self.action_enroll_online()
@@ -247,7 +277,7 @@ class EnrollScreen(ModalScreen[Any]):
         event.stop()
         if event.input.id == "url":
             self.query_one("#code", Input).focus()
-        elif event.input.id == "code":
+        elif event.input.id in ("code", "ca"):
             self.action_enroll_online()
         elif event.input.id == "offline-code":
             self.action_write_request()
@@ -256,6 +286,11 @@ class EnrollScreen(ModalScreen[Any]):
     def _go(self, event: Button.Pressed) -> None:
         event.stop()
         self.action_enroll_online()
+
+    @on(Button.Pressed, "#enroll-finish")
+    def _finish(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(self.result)
 
     @on(Button.Pressed, "#write-request")
     def _write(self, event: Button.Pressed) -> None:
@@ -287,6 +322,7 @@ class EnrollScreen(ModalScreen[Any]):
         from sync.client import check_url
 
         url, code = self.query_one("#url", Input).value, self.query_one("#code", Input).value
+        ca_file = self.query_one("#ca", Input).value.strip()
         self.clear()
         # The form's own checks, before anything is sent (both are pure functions).
         try:
@@ -301,20 +337,20 @@ class EnrollScreen(ModalScreen[Any]):
             self.say("code", exc.message)
             self.query_one("#code", Input).focus()
             return
-        self._start(self._enroll_online, url, code)
+        self._start(self._enroll_online, url, code, ca_file)
 
-    async def _enroll_online(self, url: str, code: str) -> None:
+    async def _enroll_online(self, url: str, code: str, ca_file: str) -> None:
         app: Any = self.app
         session = app.session
         self.say("form", "正在连接县中心……", error=False)
         self.query_one("#enroll-go", Button).disabled = True
         try:
-            result = await run_on_fork(self, session, enroll_online, url, code)
+            result = await run_on_fork(self, session, enroll_online, url, code, ca_file)
         except UserError as exc:
             where = where_error_goes(exc)
             self.say("form", "")
             self.say(where, exc.message)
-            if where in ("url", "code"):
+            if where in ("url", "code", "ca"):
                 self.query_one(f"#{where}", Input).focus()
             return
         except Exception as exc:  # noqa: BLE001 - logged without personal data by the app
@@ -327,8 +363,21 @@ class EnrollScreen(ModalScreen[Any]):
         self.done(result)
 
     def done(self, result: Any) -> None:
-        self.app.notify(result.text(), title="登记成功", timeout=8)
-        self.dismiss(result)
+        """Enrolled: the forms give way to the result and the county's fingerprint, to compare."""
+        self.result = result
+        self.query_one("#enroll-title", Static).update("登记成功")
+        self.query_one("#enroll-tabs").display = False
+        self.query_one("#enroll-bottom").display = False
+        first_line = result.text().split("\n", 1)[0]
+        self.query_one("#enroll-done-text", Static).update(first_line)
+        self.query_one("#enroll-fingerprint", Static).update(f"县中心密钥指纹：{result.fingerprint}")
+        self.query_one("#enroll-station").display = False  # it said "not enrolled"
+        notice = self.query_one("#enroll-notice", Static)
+        notice.update(result.notice)
+        notice.display = bool(result.notice)
+        self.query_one("#enroll-done").display = True
+        self.query_one("#enroll-finish", Button).focus()
+        self.refresh_bindings()
 
     # offline
 

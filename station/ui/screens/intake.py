@@ -29,7 +29,7 @@ from textual.widgets.option_list import Option
 from schema.errors import UserError, ValidationError
 from schema.validation import mask_id_number, parse_id_number
 from station.ui.messages import CaseChanged
-from station.ui.screens.dialogs import ConfirmDialog, ReasonDialog
+from station.ui.screens.dialogs import ConfirmDialog, Field, FormDialog, ReasonDialog
 from station.ui.widgets.id_input import IdNumberInput
 from station.ui.widgets.material_checklist import MaterialChecklist
 
@@ -457,11 +457,29 @@ class IntakeScreen(Screen[None]):
                 self.show_field_error(view)
                 app.show_error(view)
                 return
+        elif decision == "accept" and p.rongque:
+            # 容缺受理: the applicant's written promise and its date go into the record.
+            async def accept_rongque(values: dict[str, Any]) -> Any:
+                return await app.db(_submit, app.session, **args, promise=values["promise"],
+                                    rongque_due=values["rongque_due"])
+
+            form = FormDialog(
+                f"容缺受理 · {item.name}",
+                [Field("promise", "申请人书面承诺的内容", required=True,
+                       placeholder="如：本人承诺10个工作日内补交银行账户复印件"),
+                 Field("rongque_due", "承诺补交日期", required=True,
+                       default=p.rongque_due.isoformat() if p.rongque_due else "", placeholder="YYYY-MM-DD")],
+                prompt=f"{who}\n承诺办结日：{p.promised_label}\n容缺材料：" + "、".join(p.rongque)
+                + "\n请申请人在承诺书上签字，并把承诺内容录入下面",
+                on_submit=accept_rongque,
+                ok_label="受理",
+            )
+            view = await app.push_screen_wait(form)
+            if view is None:
+                return
         else:
             if decision == "accept":
                 text = f"受理“{item.name}”\n{who}\n承诺办结日：{p.promised_label}"
-                if p.rongque:
-                    text += "\n容缺材料：" + "、".join(p.rongque) + "（申请人须书面承诺后补）"
                 question = ConfirmDialog(text, title="确认受理", yes="受理")
             elif decision == "notify":
                 missing = p.missing_required + [m for m in p.rongque if m not in p.missing_required]

@@ -10,20 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from station.ui.screens.dialogs import Field, FormDialog
+from station.ui.screens.dialogs import Field, PinFormDialog
 
 EXPLAIN = ("用备份文件恢复工作站。恢复前会完整校验备份，不通过就不做任何改动；"
            "原来的数据不删除，保留在数据目录旁边。\n备份之后新登记、又没有同步的记录不在备份里。")
-
-
-class PinFormDialog(FormDialog):
-    """The shared form dialog, with the PIN fields masked."""
-
-    def _widget(self, f: Field):
-        widget = super()._widget(f)
-        if f.key in ("pin", "pin2"):
-            widget.password = True
-        return widget
 
 
 async def restore_flow(app: Any, *, login: str = "") -> bool:

@@ -402,6 +402,8 @@ class SyncScreen(Screen[None]):
             self._set_busy(False)
         self.query_one(SyncProgress).show("完成", 1, 1)
         self.say(self.report_text(report), style="" if report.ok else "yellow")
+        for notice in report.notices:  # said once per station (station.replication.transport)
+            app.notify(notice, title="提示", timeout=15, markup=False)
         if report.ok:
             app.notify(report.summary, title="同步完成")
         else:
@@ -428,6 +430,7 @@ class SyncScreen(Screen[None]):
     def report_text(report: Any) -> str:
         lines = [report.summary]
         lines += report.messages
+        lines += report.notices
         return "\n".join(lines)
 
     # USB bundles

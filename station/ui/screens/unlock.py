@@ -46,6 +46,7 @@ class UnlockScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "unlock", "解锁"),
         Binding("escape", "clear_pin", "清除PIN"),
+        Binding("f6", "recover", "忘记PIN"),
         Binding("ctrl+q", "app.quit", "退出", priority=True),
     ]
 
@@ -94,7 +95,7 @@ class UnlockScreen(Screen[None]):
                 )
             with Horizontal(classes="unlock-row"):
                 yield Label("PIN", classes="unlock-label")
-                yield PinInput(password=True, placeholder="输入PIN后按回车", max_length=32, id="unlock-pin")
+                yield PinInput(password=True, placeholder="输入PIN后按回车", max_length=64, id="unlock-pin")
             yield Static(self._problem or "", id="unlock-message", classes="error" if self._problem else "")
             with Horizontal(id="unlock-buttons"):
                 yield Button("解锁", id="unlock-go", variant="primary")
@@ -153,7 +154,9 @@ class UnlockScreen(Screen[None]):
         except UnlockDelayed as exc:
             self._failed(exc.message)
             self._count_down(exc.seconds)
-        except (LockedOut, UserError) as exc:
+        except LockedOut as exc:
+            self._failed(exc.message + "（按 F6）")
+        except UserError as exc:
             self._failed(exc.message)
         except Exception as exc:  # noqa: BLE001 - logged without personal data
             self._failed("解锁失败")
@@ -161,6 +164,20 @@ class UnlockScreen(Screen[None]):
         else:
             self._busy = False
             app.signed_in(session)  # type: ignore[attr-defined]
+            for notice in session.slots.notices:  # e.g. a full disk
+                app.notify(notice, title="注意", severity="warning", timeout=20, markup=False)
+
+    def action_recover(self) -> None:
+        """The county recovery of a forgotten or locked PIN (for the user chosen above)."""
+        if self._busy or self._problem:
+            return
+        login = self.query_one("#unlock-user", Select).value
+        if login is Select.NULL:
+            self._say("请先选择用户", error=True)
+            return
+        from station.ui.screens.recovery import RecoveryScreen
+
+        self.app.push_screen(RecoveryScreen(str(login)))
 
     def _failed(self, text: str) -> None:
         self._busy = False
