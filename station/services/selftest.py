@@ -139,7 +139,7 @@ class _Steps:
         item = next(i for i in default_catalog().items if i.village_may_accept and i.promise_limit.days)
         view = cases.register(self.session, item_code=item.impl_code, name="自检", id_number=_id_number("110101199003072"),
                               received=[m.name for m in item.materials])
-        cases.accept(self.session, view.case_no)
+        cases.act(self.session, view.case_no, "accept")
 
     def export(self) -> None:
         from station.replication.bundles import export_bundle

@@ -29,7 +29,7 @@ def test_a_new_pc_holds_every_synced_event_of_the_old_one(tmp_path, county, now)
     for n in range(6):
         register_case(old, n)
     first = cases.register(old, item_code=PENSION, name="李秀兰", id_number=id_number(seq="318"), received=[])
-    cases.notify_missing(old, first.case_no)
+    cases.act(old, first.case_no, "notify-missing")
     ok(sync_now(old))
     synced, synced_cases = rows(old, old.config.station_id), cases_of(old)
     lost = register_case(old, 99)  # registered after the last sync: lost with the PC
@@ -45,7 +45,7 @@ def test_a_new_pc_holds_every_synced_event_of_the_old_one(tmp_path, county, now)
     assert verify_station(new).ok
 
     # The agent carries on at the new PC: the old cases can be worked on, new numbers do not clash.
-    view = cases.supplement(new, first.case_no, material_names(PENSION))
+    view = cases.act(new, first.case_no, "supplement", {"materials": material_names(PENSION)})
     assert view.case_id == first.case_id
     fresh = register_case(new, 7)
     assert fresh.case_no not in {c[0] for c in synced_cases.values()}

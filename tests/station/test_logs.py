@@ -48,7 +48,7 @@ def test_sync_decisions_are_logged_without_personal_data(tmp_path, county, now, 
     text = logging_to(tmp_path / "v")
     view = cases.register(s, item_code=PENSION, name=NAME, id_number=IDENT, phone=PHONE,
                           received=material_names(PENSION))
-    cases.accept(s, view.case_no)
+    cases.act(s, view.case_no, "accept")
     ok(sync_now(s))
     backup.create_backup(s, tmp_path / "usb" / "b.station-backup")
     log = text()
