@@ -124,3 +124,30 @@ class OrgCode:
 
 def org_level(code: str) -> Level:
     return OrgCode(code).level
+
+
+_LEVEL_DIGITS = {Level.COUNTY: 6, Level.TOWNSHIP: 9, Level.VILLAGE: 12}
+
+
+def complete_org_code(text: str, level: Level | str | None = None) -> str:
+    """A code as people know it, completed to 12 digits: ``220503`` → ``220503000000``.
+
+    Everyone knows the 6-digit county code and the 9-digit township code; the 12-digit form pads
+    them with zeros. With ``level`` the code must name an org at that level (a 12-digit code
+    too). The result is a valid :class:`OrgCode`.
+    """
+    code = (text or "").strip().replace(" ", "")
+    want = Level(level) if level else None
+    if code.isdigit() and len(code) in (6, 9):
+        if want is not None and len(code) != _LEVEL_DIGITS[want]:
+            digits = "12位" if want is Level.VILLAGE else f"{_LEVEL_DIGITS[want]}位或12位"
+            raise ValidationError(f"区划代码“{code}”是{len(code)}位，{want.label}单位应写{digits}", field="org")
+        code = code.ljust(12, "0")
+    elif not (code.isdigit() and len(code) == 12):
+        raise ValidationError(
+            f"区划代码“{text}”应为数字：县级6位（如 330522）、乡镇级9位或12位、村级12位", field="org"
+        )
+    org = OrgCode(code)
+    if want is not None and org.level is not want:
+        raise ValidationError(f"区划代码“{code}”是{org.level.label}单位，与要求的{want.label}不符", field="org")
+    return code

@@ -26,7 +26,7 @@ def parse_iso(text: str) -> datetime:
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValidationError(f"时间“{text}”格式不正确，应为 2026-11-21 或 2026-11-21T09:30") from None
+        raise ValidationError(f"时间“{text}”格式不正确，应为 2026-11-21 或 2026-11-21 09:30") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=CST)
     return dt.astimezone(CST)

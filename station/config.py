@@ -1,13 +1,26 @@
-"""The station's plain settings file, ``station.json`` in the data directory.
+"""Where a station lives, and its plain settings file ``station.json`` in the data directory.
 
-Holds only what is needed before the database is unlocked and nothing
+The settings hold only what is needed before the database is unlocked and nothing
 personal: which station this is, its org, its name, its number in case
 numbers. Secrets live in the key slots and the encrypted database.
+
+Where things are (platformdirs), unless ``--data-dir`` or ``$STATION_DATA_DIR`` names a folder:
+
+=========  ===================================  ====================================
+           Windows 10+                          Linux
+=========  ===================================  ====================================
+data       ``%LOCALAPPDATA%\\station``           ``~/.local/share/station``
+logs       ``%LOCALAPPDATA%\\station\\Logs``      ``~/.local/state/station/log``
+=========  ===================================  ====================================
+
+With a named folder, everything — database, key slots, ``station.json`` and the ``logs``
+folder — is inside it, so one folder is one station.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +35,24 @@ DB_FILE = "station.db"
 SLOTS_FILE = "keyslots.json"
 CONFIG_FILE = "station.json"
 LOG_FILE = "station.log"
+LOG_FOLDER = "logs"
+APP = "station"
+
+
+def default_data_dir() -> Path:
+    """``$STATION_DATA_DIR``, else the platform's per-user data folder (not roaming on Windows)."""
+    env = os.environ.get("STATION_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False, roaming=False))
+
+
+def default_log_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP, appauthor=False))
 
 
 class ConfigError(UserError):
@@ -67,14 +98,30 @@ class DataDir:
 
     @property
     def log(self) -> Path:
-        return self.root / LOG_FILE
+        """The log file: in the platform's log folder for the default data folder, else in ``logs/``."""
+        if not os.environ.get("STATION_DATA_DIR") and _same(self.root, default_data_dir()):
+            return default_log_dir() / LOG_FILE
+        return self.root / LOG_FOLDER / LOG_FILE
 
     def exists(self) -> bool:
         return self.config.exists()
 
+    def require_station(self) -> None:
+        """A clear message when ``--data-dir`` points where no station is (a typo, an empty stick)."""
+        if self.exists():
+            return
+        if self.slots.exists() or self.db.exists():
+            raise ConfigError(
+                f"数据目录 {self.root} 中缺少工作站配置文件 {CONFIG_FILE}。如有备份，请用 station restore 恢复；"
+                "否则请联系县中心"
+            )
+        raise ConfigError(
+            f"数据目录 {self.root} 中没有工作站。请检查 --data-dir 是否写对；"
+            "新建工作站请运行 station init（或不带命令运行 station，按向导设置）"
+        )
+
     def load_config(self) -> StationConfig:
-        if not self.config.exists():
-            raise ConfigError(f"数据目录 {self.root} 中还没有工作站，请先运行 station init 初始化")
+        self.require_station()
         try:
             doc = json.loads(self.config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -91,3 +138,10 @@ class DataDir:
         data = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         atomic_write(self.config, data)
 
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

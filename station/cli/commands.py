@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from schema.case import RATING_LABELS, CaseView, MaterialStatus, ResultCode, State
+from schema.cliparse import human_time
 from schema.errors import UserError, ValidationError
-from schema.org import Level, parse_role
+from schema.org import Level, complete_org_code, parse_role
 from schema.validation import mask_id_number, mask_phone
 from station.config import DataDir
 from station.services import cases, queries, users
@@ -52,6 +53,7 @@ def _secret(env: str, prompt: str, confirm: bool = False) -> str:
 
 
 def _login(args) -> str:
+    DataDir(args.data_dir).require_station()  # a mistyped --data-dir: say so, not "key file damaged"
     login = args.login or os.environ.get("STATION_USER")
     if login:
         return login
@@ -76,12 +78,16 @@ def _session(args, pin: str | None = None) -> Session:
 
 def init(args, out: Output) -> None:
     role = parse_role(args.role)
+    org = complete_org_code(args.org)
+    login = args.login or os.environ.get("STATION_USER")
+    if not login:
+        raise ValidationError("请用 --user 给出第一个用户的登录名，如 --user zhang", field="login")
     pin = _secret("STATION_PIN", "设置PIN（至少6位）：", confirm=True)
-    with init_station(args.data_dir, org=args.org, name=args.name, login=args.init_login, role=role, pin=pin,
+    with init_station(args.data_dir, org=org, name=args.name, login=login, role=role, pin=pin,
                       user_name=args.user_name, station_no=args.station_no) as s:
         cfg = s.config
-        out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": args.init_login},
-                 f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {args.init_login}（{role.label}）")
+        out.emit({"station_id": cfg.station_id, "org": cfg.org, "name": cfg.name, "user": login},
+                 f"已初始化工作站“{cfg.name}”（{cfg.org}），用户 {login}（{role.label}）")
         _warn_if_file_only(s)
 
 
@@ -203,7 +209,7 @@ def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
         f"办件编号：{d['case_no']}    状态：{d['state_label']}",
         f"事项：{d['item_name']}（{d['item_code']}）",
         f"申请人：{a.get('name')}  {a.get('gender', '')}  身份证号：{a.get('id_number')}  电话：{a.get('phone') or '—'}",
-        f"收件：{d['registered_at']}    受理：{d['accepted_at'] or '—'}    承诺办结：{due}",
+        f"收件：{human_time(d['registered_at'])}    受理：{human_time(d['accepted_at'])}    承诺办结：{due}",
         f"当前经办：{Level(d['holder_level']).label} {d['holder_org']}",
         f"材料：{mats}",
     ]
@@ -228,7 +234,7 @@ def _case_text(d: dict[str, Any], timeline: list[str] | None = None) -> str:
     if d["rectify"] and not d["rectify"].get("closed_at"):
         lines.append(f"差评整改：由 {d['rectify']['org']} 负责，{d['rectify']['due']} 前完成")
     for c in d["conflicts"]:
-        lines.append(f"冲突：{c['at']} {c['kind']}：{c['reason']}")
+        lines.append(f"冲突：{human_time(c['at'])} {c['kind']}：{c['reason']}")
     if timeline:
         lines.append("全程记录：")
         lines.extend("  " + t for t in timeline)
@@ -470,7 +476,7 @@ def sync_status(args, out: Output) -> None:
     data = {**st.to_dict(), "history": rows}
     lines = [st.text()]
     for r in rows:
-        lines.append(f"  {r['started_at'][:16].replace('T', ' ')}  {r['outcome']:<11} 上传 {r['pushed']} "
+        lines.append(f"  {human_time(r['started_at'])}  {r['outcome']:<11} 上传 {r['pushed']} "
                      f"下载 {r['pulled']}  {r['message']}")
     out.emit(data, "\n".join(lines))
 
@@ -493,3 +499,38 @@ def bundle_import(args, out: Output) -> int:
         print("错误：" + "；".join(result.problems), file=sys.stderr)
         return EXIT_REFUSED
     return 0
+
+
+# -- backup and restore ---------------------------------------------------------------------------
+
+
+def backup(args, out: Output) -> None:
+    from station.services.backup import create_backup
+
+    with _session(args) as s:
+        result = create_backup(s, args.path)
+    out.emit(result.to_dict(), result.text())
+
+
+def restore(args, out: Output) -> None:
+    from station.services.backup import backup_logins, restore_backup
+
+    login = args.login or os.environ.get("STATION_USER")
+    if not login:
+        logins = backup_logins(args.path)
+        if len(logins) != 1:
+            raise ValidationError("请用 --user 指定备份中的一个用户（恢复时要用该用户的PIN打开备份）："
+                                  + "、".join(logins), field="login")
+        login = logins[0]
+    pin = _secret("STATION_PIN", f"备份中用户 {login} 的PIN：")
+    result = restore_backup(args.path, args.data_dir, login, pin, replace=args.replace)
+    out.emit(result.to_dict(), result.text())
+
+
+def self_test(args, out: Output) -> int:
+    from station.services.selftest import run
+
+    report = run(None if args.json else lambda step: print(f"自检：{step}……", flush=True),
+                 keep=args.keep)
+    out.emit(report.to_dict(), report.text())
+    return 0 if report.ok else 1

@@ -1,8 +1,8 @@
 """USB bundles: the same signed segments and county pages, carried as files.
 
-Every file is one sealed envelope (``sync.envelope``) with an opaque random name ending in
-``.cvs``: nothing on the stick is readable without a recipient's private key, and a lost stick
-shows only file sizes.
+Every file is one sealed envelope (``sync.envelope``) ending in ``.cvs``, named after the
+station and the time (``sync.filenames``): nothing on the stick is readable without a
+recipient's private key, and a lost stick shows only which stations' files it carried.
 
 ``export_bundle`` writes:
 
@@ -32,8 +32,8 @@ the files beside it are imported all the same.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,11 @@ from station.store.atomicfile import atomic_write
 from sync import bounded, envelope
 from sync.crypto import unb64
 from sync.errors import ProtocolError
+from sync.filenames import ANSWER, SUFFIX, UPLOAD, bundle_name
 from sync.messages import VERSION, segment_header
 
-SUFFIX = ".cvs"
+log = logging.getLogger("station.sync")
+
 PROBLEM_LINES = 3  # per file: then one line counting the rest
 
 
@@ -135,8 +137,9 @@ def _check_can_sync(session) -> tuple[Any, I.County]:
     return key, county
 
 
-def _opaque_name() -> str:
-    return secrets.token_hex(8) + SUFFIX
+def _return_name(session, station: str) -> str:
+    entry = registry.lookup(session.db, station)
+    return bundle_name(entry.org if entry else station[:8], clock.now(), ANSWER)
 
 
 def _target(path: Path) -> tuple[Path, Path | None]:
@@ -186,14 +189,17 @@ def export_bundle(session, path: str | Path) -> ExportResult:
         signer=key,
         at_ms=clock.ms(clock.now()) + I.int_meta(session, I.OFFSET, 0),
     )
-    target = explicit or directory / _opaque_name()
+    cfg = session.config
+    target = explicit or directory / bundle_name(cfg.org, clock.now(), UPLOAD, station_no=cfg.station_no)
     _write(target, blob)
     out.files.append(target)
-    for (data,) in session.db.execute_sql("SELECT blob FROM relay_return ORDER BY station"):
-        f = directory / _opaque_name()
+    for station, data in session.db.execute_sql("SELECT station, blob FROM relay_return ORDER BY station"):
+        f = directory / _return_name(session, station)
         _write(f, bytes(data))
         out.files.append(f)
         out.returns += 1
+    log.info("bundle exported: events=%d segments=%d relayed=%d returns=%d", out.events, out.segments,
+             out.relayed_segments, out.returns)
     return out
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ from sync.client import Offline
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
 from sync.messages import EVENT_TYPES, VERSION, sign_doc
+
+log = logging.getLogger("station.sync")
 
 MIN_LIMIT = 20
 PULL_CHECKPOINT_PAGES = 10_000
@@ -210,6 +213,7 @@ def _pull(ctx: Ctx) -> None:
         except ProtocolError as e:
             if e.code == "revoked":
                 raise revoked_stop(ctx, e.message) from None
+            log.warning("pull refused: code=%s cursor=%d", e.code, cursor)
             report.note(f"县中心拒绝了下载请求：{e.message}")
             return
         try:
@@ -219,6 +223,7 @@ def _pull(ctx: Ctx) -> None:
             wire = bounded.loads(opened.payload, "下载的数据")
             doc, events = verify_page(ctx.county, wire, station=ctx.station, cursor=cursor)
         except ProtocolError as e:
+            log.warning("pull page refused here: code=%s cursor=%d", e.code, cursor)
             report.note(f"{e.message}（未保存任何内容，下次同步会重新下载）", ERROR)
             return
         if pages == 0:
@@ -229,4 +234,5 @@ def _pull(ctx: Ctx) -> None:
         pages += 1
         ctx.tick(STAGE_PULL, report.pulled, None)
         if not doc["more"] or doc["to"] <= cursor:
+            log.info("pull: pages=%d events=%d cursor=%d", pages, report.pulled, doc["to"])
             return

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from sync import api, envelope
 from sync.client import Offline, ServerFault
 from sync.errors import ProtocolError
 from sync.messages import make_segment, open_receipt
+
+log = logging.getLogger("station.sync")
 
 MAX_BATCH = 1000  # events; the compressed cap below is what protects a slow link
 MIN_BATCH = 10
@@ -147,6 +150,7 @@ def set_gap(session, send_from: Any) -> None:
             f"县中心已有本站第{send_from - 1}条为止的记录，比本机还多（本机数据可能是从旧备份恢复的）。"
             "为避免记录冲突已暂停上传，请立即联系县中心",
         )
+    log.info("push gap: station=%s send_from=%d head=%d", session.config.station_id[:8], send_from, head)
     with session.store.writing():
         if send_from == I.acked(session) + 1:
             I.delete(session, I.PUSH_FROM)
@@ -155,6 +159,7 @@ def set_gap(session, send_from: Any) -> None:
 
 
 def block(session, code: str, reason: str, first: int, last: int) -> None:
+    log.warning("push blocked: station=%s seq=%d-%d code=%s", session.config.station_id[:8], first, last, code)
     with session.store.writing():
         I.set_json(
             session,
@@ -280,6 +285,7 @@ def push_own(ctx: Ctx) -> None:
             set_batch(session, batch)
             continue
         if res.retry or res.error == "rate":
+            log.info("push deferred: seq=%d-%d code=%s", first, last, res.error)
             report.note(f"本站第{first}–{last}条记录这次未被接收：{res.reason}。下次同步会自动重传")
             return
         block(session, res.error, res.reason, first, last)
@@ -292,6 +298,7 @@ def push_own(ctx: Ctx) -> None:
 
 def _whole_request_refused(ctx: Ctx, e: ProtocolError) -> bool:
     """A refusal of the whole request. True: shrink the batch and try again; False: stop pushing."""
+    log.warning("push request refused: code=%s", e.code)
     if e.code == "revoked":
         raise revoked_stop(ctx, e.message)
     if e.code == "too_large":

@@ -21,6 +21,7 @@ county's answers for those villages come back down with it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ from sync.client import Offline, ServerFault
 from sync.crypto import unb64
 from sync.errors import ProtocolError
 from sync.messages import open_segment, segment_header
+
+log = logging.getLogger("station.sync")
 
 MAX_SEGMENTS_PER_REQUEST = 50
 
@@ -229,6 +232,7 @@ def push_relayed(ctx: Ctx) -> None:
 def _relay_result(ctx: Ctx, row: tuple, res) -> None:
     session, report = ctx.session, ctx.report
     rid, station, first, last, head, _ = row
+    log.info("relay: station=%s seq=%d-%d status=%s code=%s", station[:8], first, last, res.status, res.error or "")
     name = _name(session, station)
     if res.status in ("stored", "duplicate"):
         try:

@@ -20,6 +20,8 @@ attempt is written to ``sync_log``.
 
 from __future__ import annotations
 
+import logging
+
 from schema.errors import UserError
 from station import clock
 from station.replication import enroll, pull, push, relay, transport
@@ -40,6 +42,8 @@ from station.replication.context import (
 from station.replication.status import CLOCK_LIMIT_MS
 from sync.client import Client, Offline, ServerFault, check_url
 from sync.errors import ProtocolError
+
+log = logging.getLogger("station.sync")
 
 __all__ = ["sync_now", "SyncReport", "history"]
 
@@ -199,6 +203,7 @@ def sync_now(
     except ServerFault as e:
         report.note(e.message, ERROR)
     except ProtocolError as e:
+        log.warning("sync stopped by the county: code=%s", e.code)
         if e.code == "revoked":
             I.set_revoked(session, e.message, source="county", at=clock.iso(clock.now()))
             report.note(I.Revoked(e.message).message, REVOKED)
@@ -213,6 +218,11 @@ def sync_now(
             if own_client:
                 client.close()
     ctx.tick(STAGE_DONE, 1, 1)
+    log.info(
+        "sync %s: station=%s pushed=%d relayed=%d pulled=%d returns=%d sent=%d received=%d offset_ms=%s problems=%d",
+        report.outcome, session.config.station_id[:8], report.pushed, report.relayed, report.pulled,
+        report.returns, report.bytes_sent, report.bytes_received, report.offset_ms, len(report.messages),
+    )
     return report
 
 

@@ -37,6 +37,11 @@ class SyncStatus:
     relay_refused: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def sendable(self) -> int:
+        """Records a sync or a USB export could hand over now (0 when not enrolled or revoked)."""
+        return self.pending if self.enrolled and not self.revoked else 0
+
+    @property
     def message(self) -> str:
         """One short line for the status bar."""
         if not self.enrolled:

@@ -243,6 +243,33 @@ def check_county_url(url: str) -> str:
         raise ValidationError(exc.message, field="county_url") from None
 
 
+def probe_county_url(county_code: str | None, url: str) -> str:
+    """Ask the address who it is before it is saved (network: call it off the session thread).
+
+    Returns "" when it answers as our county (or as any county, before enrollment) and a Chinese
+    note when it cannot be reached (the caller may still save it: the network may just be down).
+    Raises ValidationError (field ``county_url``) when it answers as another county or as
+    something that is not a county center at all.
+    """
+    from sync.client import Client, Offline, ServerFault
+
+    client = Client(check_county_url(url), retries=0, connect_timeout=5.0, read_timeout=10.0)
+    try:
+        health = client.health()
+    except Offline as exc:
+        return f"现在无法连接 {url}：{exc.message}"
+    except ServerFault as exc:
+        raise ValidationError(f"{url} 不是县中心：{exc.message}", field="county_url") from None
+    finally:
+        client.close()
+    if county_code and health.get("county") != county_code:
+        raise ValidationError(
+            f"{url} 是另一个县的县中心（{health.get('county')}），本站登记在 {county_code}，请核对地址",
+            field="county_url",
+        )
+    return ""
+
+
 def reload_config(session: Session) -> StationConfig:
     """Take ``station.json`` as it is on disk into the open session (another connection — the
     sync or enrollment thread — may have saved it). Updated in place: the app holds this object."""

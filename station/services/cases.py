@@ -158,8 +158,13 @@ def register(
     store = session.store
     with store.writing():
         day = clock.parse_iso(body["received_at"]).date()
-        n = store.next_counter(f"case_no:{day:%Y%m%d}")
-        body["case_no"] = case_number(session.config.org, day, session.config.station_no, n)
+        # A number already taken is skipped: a replacement PC (same org and station number) pulls
+        # the old PC's cases, whose numbers its fresh counter would otherwise hand out again.
+        while True:
+            n = store.next_counter(f"case_no:{day:%Y%m%d}")
+            body["case_no"] = case_number(session.config.org, day, session.config.station_no, n)
+            if not store.db.execute_sql("SELECT 1 FROM case_view WHERE case_no = ?", (body["case_no"],)).fetchone():
+                break
         ev = store.record(session.actor, K.CASE_REGISTERED, new_id(clock.ms(now)), body, at=now)
     return store.cases.load(ev.subject)  # type: ignore[return-value]
 

@@ -177,6 +177,12 @@ def sync_summary(session: Session) -> SyncSummary:
         message = "上次同步有问题（按F9查看）"
     else:
         message = ""
+    if not message:
+        from station.services.backup import backup_overdue
+
+        days = backup_overdue(session)
+        if days is not None:
+            message = f"已{days}天未备份（按F10在“工作站”页备份到U盘）"
     return SyncSummary(online=st.online, last_sync=st.last_success, pending=st.pending, message=message)
 
 

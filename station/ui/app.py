@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerFailed, WorkerState
 
@@ -37,6 +37,13 @@ IDLE_CHECK_SECONDS = 5.0
 SESSION_ACTIONS = frozenset(
     {"lock", "open_intake", "open_cases", "open_inbox", "refresh", "open_sync", "open_admin"}
 )
+
+
+def records_waiting(session: Session) -> int:
+    """On the session thread: what leaving with Ctrl+Q asks about."""
+    from station.replication.status import sync_status
+
+    return sync_status(session).sendable
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -183,10 +190,18 @@ class StationApp(App[None]):
     def open_inbox(self) -> None:
         self._push("inbox", "InboxScreen")
 
-    def open_sync(self) -> None:
-        """Push the sync screen (on it, F9 itself means 立即同步)."""
-        if type(self.screen).__name__ != "SyncScreen":
-            self._push("sync", "SyncScreen")
+    def open_sync(self, then: str = "sync", *, quit_after: bool = False) -> None:
+        """F9 from any screen: open the sync screen and start a sync there at once.
+
+        ``then``: what the sync screen does once its status is read — ``"sync"``, ``"export"``
+        (USB) or ``""`` (nothing); with ``quit_after`` the app ends when that went through. On the
+        sync screen itself F9 is its own 立即同步.
+        """
+        screen = self.screen
+        if type(screen).__name__ == "SyncScreen":
+            screen.start(then, quit_after=quit_after)  # type: ignore[attr-defined]
+        else:
+            self._push("sync", "SyncScreen", then=then, quit_after=quit_after)
 
     def open_admin(self) -> None:
         if type(self.screen).__name__ != "AdminScreen":
@@ -228,7 +243,7 @@ class StationApp(App[None]):
         self.notify(f"已闲置{minutes}分钟，工作站已自动锁定", title="已锁定")
         return True
 
-    def lock(self) -> None:
+    def lock(self, login: str | None = None) -> None:
         """Close the database and forget the key (on the session thread), then show the unlock screen."""
         from station.ui.screens.unlock import UnlockScreen
 
@@ -236,10 +251,21 @@ class StationApp(App[None]):
         if session is not None:
             # Queued after whatever the session thread is doing: a write in progress finishes first.
             self.run_worker(self.db(session.close), group="lock", exit_on_error=True)
-        login = session.user.login if session is not None else None
+        login = session.user.login if session is not None else login
         self._reset_to(UnlockScreen(login=login))
         self.refresh_bindings()
         self.post_message(Locked())
+
+    async def close_session(self) -> None:
+        """Close the session and wait until it is closed (before the data folder is replaced)."""
+        session, self.session = self.session, None
+        if session is not None:
+            await self.db(session.close)
+        if self._log_handler is not None:  # the folder may be renamed: let go of its log file
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        self.refresh_bindings()
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -281,6 +307,36 @@ class StationApp(App[None]):
         from station.ui.widgets.help import key_name
 
         return key_name(binding)
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q. With records the county has not received yet, offer to sync or export them first."""
+        session = self.session
+        if session is None or isinstance(self.screen, ModalScreen):
+            self.exit()
+            return
+        self.run_worker(self._quit(session), group="quit", exclusive=True, exit_on_error=False)
+
+    async def _quit(self, session: Session) -> None:
+        from station.ui.screens.dialogs import ChoiceDialog
+
+        try:
+            waiting = await self.db(records_waiting, session)
+        except Exception as exc:  # noqa: BLE001 - leaving must always work; the problem is logged
+            log.error("quit check failed: %s", describe_exception(exc))
+            waiting = 0
+        if not waiting:
+            self.exit()
+            return
+        choice = await self.push_screen_wait(ChoiceDialog(
+            f"还有 {waiting} 条记录没有交给县中心。它们保存在本机，不会丢失；"
+            "但电脑损坏或丢失时，没交出去的记录就找不回来了。\n退出前先同步（有网络时），或导出到U盘？",
+            [("sync", "同步后退出"), ("export", "导出到U盘后退出"), ("quit", "直接退出")],
+            title="退出",
+        ))
+        if choice == "quit":
+            self.exit()
+        elif choice in ("sync", "export"):
+            self.open_sync(then=choice, quit_after=True)
 
     def action_help_quit(self) -> None:
         self.notify("按 Ctrl+Q 退出程序；按 Ctrl+L 锁定工作站", title="提示")

@@ -1,6 +1,6 @@
 """USB bundles at the county: ``import PATH`` (bundle files, like pushes) and ``export`` (a return file).
 
-A bundle is one sealed envelope per file (``*.cvs``, an opaque random name). Importing opens
+A bundle is one sealed envelope per file (``*.cvs``, named by ``sync.filenames``). Importing opens
 it like a push (:func:`sync.server.sealed.open_from_station`: an enrolled sender, its
 signature checked before anything is decrypted, the payload capped), processes its segments
 exactly like a push (:func:`sync.server.ingest.ingest_segments`, refusals audited with
@@ -16,24 +16,23 @@ to that station only, written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from schema.errors import UserError
 from sync import bounded, envelope
 from sync.errors import ProtocolError, malformed
+from sync.filenames import ANSWER, SUFFIX, bundle_name
 from sync.messages import VERSION
 from sync.server import ingest, pull, registry, sealed
 from sync.server.audit import record_refusal
-from sync.server.config import Settings
+from sync.server.config import CST, Settings
 from sync.server.db import CountyDB
 from sync.server.ingest import SegmentResult
 from sync.server.keystore import County
 from sync.server.sealed import Source
-
-SUFFIX = ".cvs"
 
 
 @dataclass
@@ -157,7 +156,7 @@ def export(
         cdb, county, row, cursor=cursor, max_events=10**9, max_bytes=settings.return_max_bytes
     )
     blob = pull.seal_return(county, row, payload)
-    target = out / (secrets.token_hex(8) + SUFFIX)
+    target = out / bundle_name(row.org, datetime.now(CST), ANSWER)
     tmp = out / (target.name + ".part")
     try:
         with open(tmp, "wb") as f:

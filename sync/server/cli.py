@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from schema import events as K
+from schema.cliparse import ChineseParser, GlobalOptions, human_time
 from schema.errors import UserError
+from schema.org import complete_org_code
 from sync import bounded
 from sync.errors import ProtocolError
 from sync.server import audit, bundles, catalog_import, county_chain, pull, registry
@@ -56,37 +58,34 @@ CATALOG_HELP = """\
 CSV/Excel 须用 --version 指定版本号。有错误时指出行号和列名，不发布任何内容。"""
 
 
-class ChineseParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        print(f"错误：命令参数有误（{message}）。用 --help 查看用法", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+def global_options() -> GlobalOptions:
+    """``--db`` and ``--json``: accepted before or after any sub-command."""
+    g = GlobalOptions()
+    g.add(
         "--db",
-        default=argparse.SUPPRESS,
+        metavar="URL",
         help="数据库地址：sqlite:///文件路径 或 postgresql://用户@主机/库名（默认 $COUNTY_DB 或 sqlite:///county.db）",
     )
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="输出机器可读的 JSON")
+    g.add("--json", action="store_true", default=False, help="输出机器可读的 JSON（时间为 ISO 8601）")
+    return g
 
+
+def build_parser() -> ChineseParser:
     p = ChineseParser(
         prog="county-center",
-        parents=[common],
-        description="政务便民服务县中心（同步服务器与管理命令）",
+        global_options=global_options(),
+        description="政务便民服务县中心（同步服务器与管理命令）。--db、--json 可写在命令前或命令后。",
         epilog="管理口令从 $COUNTY_PASSPHRASE 读取，未设置时在终端提示输入。",
     )
-    sub = p.add_subparsers(dest="command", parser_class=ChineseParser, metavar="命令")
+    sub = p.add_subparsers(dest="command")
 
     def cmd(name: str, help_: str, func, **kw) -> argparse.ArgumentParser:
-        s = sub.add_parser(name, help=help_, description=help_, parents=[common], **kw)
+        s = sub.add_parser(name, help=help_, **kw)
         s.set_defaults(func=func)
         return s
 
     s = cmd("init", "初始化县中心：建库、生成县中心密钥（用管理口令加密保存）", cmd_init)
-    s.add_argument("--code", required=True, help="县级12位区划代码，如 330522000000")
+    s.add_argument("--code", required=True, metavar="CODE", help="县的区划代码：6位（如 330522）或12位")
     s.add_argument("--name", required=True, help="县中心名称，如“某县政务服务中心”")
     s.add_argument(
         "--url", default="", help="工作站访问县中心的地址（登记时告知工作站），如 http://10.0.0.5:8470"
@@ -120,9 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="在线登记：county-center enroll --org 330522101001 --role village，把显示的登记码和县中心密钥指纹\n"
         "当面或电话告知工作站（不要通过网络发送登记码；7天内有效，只能用一次）。\n"
         "离线登记：county-center enroll --request-file 请求.json --response-file 答复.json（需要管理口令）。",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("--org", help="工作站所属单位的12位区划代码")
+    s.add_argument("--org", metavar="CODE", help="工作站所属单位的区划代码：村12位；乡镇9位或12位；县6位或12位")
     s.add_argument("--role", help="工作站层级：village 村级 / township 乡镇级 / county 县级")
     s.add_argument("--name", default="", help="工作站名称（可选）")
     s.add_argument("--days", type=int, default=registry.CODE_DAYS, help="登记码有效天数（默认7）")
@@ -137,34 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
         "联网申请：county-center recover --list 查看；county-center recover --approve 申请编号 [--check 核对码]；"
         "county-center recover --refuse 申请编号 --reason 原因\n"
         "批准前请用县中心登记的电话联系该工作站，请对方读出屏幕上的核对码，与这里显示的一致才可批准。",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("request_file", nargs="?", type=Path, metavar="申请文件", help="工作站写出的恢复申请文件（U盘）")
+    s.add_argument("request_file", nargs="?", type=Path, metavar="FILE", help="工作站写出的恢复申请文件（U盘）")
     s.add_argument("--response-file", type=Path, help="写出的答复文件（带回工作站导入）")
     s.add_argument("--check", default=None, help="工作站屏幕上的核对码（不给出时在终端提示输入）")
     s.add_argument("--list", action="store_true", help="列出联网提交、等待处理的恢复申请")
-    s.add_argument("--approve", metavar="申请编号", default=None, help="批准一个联网提交的恢复申请")
-    s.add_argument("--refuse", metavar="申请编号", default=None, help="拒绝一个联网提交的恢复申请")
+    s.add_argument("--approve", metavar="ID", default=None, help="批准一个联网提交的恢复申请（申请编号）")
+    s.add_argument("--refuse", metavar="ID", default=None, help="拒绝一个联网提交的恢复申请（申请编号）")
     s.add_argument("--reason", default="", help="拒绝的原因（会告知工作站）")
 
     s = cmd("revoke", "吊销工作站（电脑丢失、报废等）：之后它不能再同步", cmd_revoke)
-    s.add_argument("station", metavar="工作站编号")
+    s.add_argument("station", metavar="STATION", help="工作站编号（见 county-center stations）")
     s.add_argument("--reason", default="", help="吊销原因（会告知该工作站）")
 
     cmd("stations", "列出工作站：最后联系时间、已收到的记录、待下载条数、报警数", cmd_stations)
     cmd("users", "列出各工作站的人员（来自工作站上传的用户记录）", cmd_users)
 
-    cat = sub.add_parser("catalog", help="事项目录", parents=[common]).add_subparsers(
-        dest="sub", parser_class=ChineseParser, metavar="操作"
-    )
-    s = cat.add_parser(
-        "publish",
-        help="发布事项目录（json/csv/xlsx）",
-        description=CATALOG_HELP,
-        parents=[common],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    s.add_argument("file", type=Path, metavar="文件")
+    cat = sub.add_parser("catalog", help="事项目录").add_subparsers(dest="sub", metavar="操作")
+    s = cat.add_parser("publish", help="发布事项目录（json/csv/xlsx）", description=CATALOG_HELP)
+    s.add_argument("file", type=Path, metavar="FILE", help="事项目录文件（.json、.xlsx 或 .csv）")
     s.add_argument(
         "--version", dest="catalog_version", default=None, help="版本号（CSV/Excel 必填），如 2027.1"
     )
@@ -172,14 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--materials", type=Path, default=None, help="CSV格式时的材料表文件")
     s.set_defaults(func=cmd_catalog_publish)
 
-    cal = sub.add_parser("calendar", help="工作日历", parents=[common]).add_subparsers(
-        dest="sub", parser_class=ChineseParser, metavar="操作"
-    )
-    s = cal.add_parser(
-        "set", help="设定某天为工作日或休息日（覆盖国家日历，发布到所有工作站）", parents=[common]
-    )
-    s.add_argument("day", metavar="日期", help="YYYY-MM-DD")
-    s.add_argument("kind", metavar="类型", help="workday 工作日 / rest 休息日")
+    cal = sub.add_parser("calendar", help="工作日历").add_subparsers(dest="sub", metavar="操作")
+    s = cal.add_parser("set", help="设定某天为工作日或休息日（覆盖国家日历，发布到所有工作站）")
+    s.add_argument("day", metavar="DATE", help="日期 YYYY-MM-DD")
+    s.add_argument("kind", metavar="KIND", help="workday 工作日 / rest 休息日")
     s.set_defaults(func=cmd_calendar_set)
 
     s = cmd(
@@ -188,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "有文件或同步段被拒收时退出码为1",
         cmd_import,
     )
-    s.add_argument("path", type=Path, metavar="路径")
+    s.add_argument("path", type=Path, metavar="PATH", help="数据包文件（*.cvs），或存放数据包的文件夹（如U盘）")
 
     s = cmd("export", "为某工作站导出下发数据包到目录（如U盘，需要管理口令）", cmd_export)
     s.add_argument("--station", required=True, help="工作站编号")
@@ -259,8 +244,9 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def cmd_init(args) -> int:
     cdb = _db(args)
     check_not_initialised(cdb)  # before asking for a passphrase
+    code = complete_org_code(args.code, "county")
     county = init_county(
-        cdb, code=args.code, name=args.name, passphrase=_passphrase(confirm=True), url=args.url
+        cdb, code=code, name=args.name, passphrase=_passphrase(confirm=True), url=args.url
     )
     _out(
         args,
@@ -348,17 +334,18 @@ def cmd_enroll(args) -> int:
     if not 1 <= args.days <= 90:
         raise UserError("登记码有效天数应在1到90之间")
     county = load_county(cdb)
-    code = registry.make_code(cdb, county, org=args.org, level=args.role, name=args.name, days=args.days)
+    org = complete_org_code(args.org, args.role if args.role in registry.LEVEL_LABELS else None)
+    code = registry.make_code(cdb, county, org=org, level=args.role, name=args.name, days=args.days)
     _out(
         args,
         {
             "code": code,
-            "org": args.org,
+            "org": org,
             "level": args.role,
             "days": args.days,
             "fingerprint": county.fingerprint,
         },
-        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {args.org}）\n"
+        f"登记码：{code}\n（只显示这一次；{args.days}天内有效，只能用一次；单位 {org}）\n"
         f"县中心密钥指纹：{county.fingerprint}\n"
         "请当面或电话告知登记码和指纹，不要通过网络发送登记码；工作站登记后显示的指纹应与此一致。",
     )
@@ -512,8 +499,8 @@ def cmd_stations(args) -> int:
                     r["name"],
                     registry.LEVEL_LABELS.get(r["level"], r["level"]),
                     labels.get(r["status"], r["status"]),
-                    r["enrolled"][:16],
-                    r["last_seen"][:16] or "从未",
+                    human_time(r["enrolled"]),
+                    human_time(r["last_seen"], empty="从未"),
                     str(r["head_seq"]),
                     str(r["pending"]),
                     str(r["alarms"]),
@@ -645,7 +632,7 @@ def cmd_alarms(args) -> int:
         _table(
             [
                 [
-                    r["time"][:19],
+                    human_time(r["time"]),
                     r["label"],
                     r["station"],
                     r["source"],
@@ -672,7 +659,7 @@ def cmd_audit(args) -> int:
         _table(
             [
                 [
-                    r["time"][:19],
+                    human_time(r["time"]),
                     r["remote"],
                     r["station"],
                     r["endpoint"],

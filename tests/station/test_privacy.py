@@ -69,7 +69,7 @@ def test_no_plaintext_in_any_file_with_the_wal_present_or_after_closing(tmp_path
     make_station(data).close()
     monkeypatch.setenv("STATION_PIN", PIN)
     no = _busy_case(data, monkeypatch)
-    assert "RuntimeError" in (data / "station.log").read_text(encoding="utf-8")
+    assert "RuntimeError" in (data / "logs" / "station.log").read_text(encoding="utf-8")
 
     # two sessions open at once, one writing: the WAL holds the newest pages
     first = unlock(data, "agent1", PIN)
@@ -80,7 +80,7 @@ def test_no_plaintext_in_any_file_with_the_wal_present_or_after_closing(tmp_path
         wal = data / "station.db-wal"
         assert wal.exists() and wal.stat().st_size > 0
         assert {"station.db", "station.db-wal", "station.db-shm", "keyslots.json", "station.json",
-                "station.log"} <= files(data)
+                "station.log"} <= files(data)  # logs/station.log
         assert leaks(data) == []
         assert leaks(tmp_path) == []  # nothing next to the data directory either
     finally:

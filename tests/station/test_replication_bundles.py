@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -312,14 +313,16 @@ def test_export_to_an_unwritable_place_is_a_clear_error(tmp_path, county):
     v.close()
 
 
-def test_bundle_files_are_opaque(tmp_path, county):
+def test_bundle_files_are_opaque_and_named_by_station_and_time(tmp_path, county, now):
     v = enrolled_station(tmp_path / "v", county, org=VILLAGE)
     register_case(v, 1)
     usb = stick(tmp_path, "usb")
     [f] = export_bundle(v, usb).files
     data = f.read_bytes()
     assert "王秀英".encode() not in data and b"13800001234" not in data
-    assert len(f.stem) == 16 and v.config.station_id not in f.name
+    # which station and when, for the person at the window; nothing personal, no station id
+    assert re.fullmatch(rf"{VILLAGE}-01_20260302-0900_上报_[0-9a-f]{{4}}\.cvs", f.name), f.name
+    assert v.config.station_id not in f.name
     assert envelope.peek(data)["type"] == "bundle"
     v.close()
 

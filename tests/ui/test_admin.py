@@ -164,24 +164,29 @@ async def test_settings_are_checked_saved_and_used_at_once(clerk_village, make_a
         await settle(pilot)
         assert "县中心地址" in text_of(screen.query_one("#msg-county_url"))
         assert app.focused is url
-        url.value = "http://10.0.0.5:8000/"
+        url.value = "http://127.0.0.1:9/"  # nothing listens there: saved only when confirmed
         minutes.value = "0"
         await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))  # a worker waits on it: no settle()
+        assert "无法连接" in app.screen.text
+        await pilot.press("enter")  # 仍然保存
         await settle(pilot)
         assert text_of(screen.query_one("#msg-idle_lock_minutes")) == "自动锁定时间应为1到120分钟"
         assert "-shown" not in screen.query_one("#msg-county_url").classes
         minutes.value = "15"
         minutes.focus()
         await pilot.press("enter")  # Enter in the last field saves too
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("enter")
         await settle(pilot)
-        assert url.value == "http://10.0.0.5:8000"
+        assert url.value == "http://127.0.0.1:9"
         assert app.idle_lock_minutes == 15  # the idle lock follows at once
         await pilot.press("2")
         await settle(pilot)
         info = text_of(screen.query_one("#station-info"))
-        assert "http://10.0.0.5:8000" in info and "闲置 15 分钟" in info
+        assert "http://127.0.0.1:9" in info and "闲置 15 分钟" in info
     cfg = DataDir(clerk_village).load_config()
-    assert (cfg.county_url, cfg.idle_lock_minutes) == ("http://10.0.0.5:8000", 15)
+    assert (cfg.county_url, cfg.idle_lock_minutes) == ("http://127.0.0.1:9", 15)
 
 
 async def test_id_view_audit_shows_who_viewed_which_case(station_dir, make_app):

@@ -102,7 +102,7 @@ async def test_first_run_offline_set_up_lands_on_home_signed_in(tmp_path, now, m
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, FirstRunScreen)
-        assert [b.id for b in screen.query(".mode-button")] == ["mode-offline", "mode-online", "mode-usb"]
+        assert [b.id for b in screen.query(".mode-button")] == ["mode-offline", "mode-online", "mode-usb", "mode-restore"]
         await pilot.press("enter")  # the focused 离线初始化 button
         assert screen.page == "page-station"
 

@@ -125,7 +125,9 @@ async def _open(pilot, key: str, *then: str, login: str = "clerk1") -> None:
 @SIZES
 def test_sync_screen(snap_compare, synced_village, make_app, size):
     async def run(pilot):
-        await _open(pilot, "f9")
+        await unlock(pilot, "clerk1")
+        pilot.app.open_sync(then="")  # idle: F9 would start a sync at once
+        await settle(pilot)
 
     assert snap_compare(make_app(synced_village), terminal_size=size, run_before=run)
 

@@ -53,7 +53,8 @@ def table_rows(table: DataTable) -> list[list[str]]:
 
 
 async def open_sync(pilot) -> SyncScreen:
-    await pilot.press("f9")  # from home: the app's key opens the sync screen
+    """The sync screen, idle (F9 elsewhere would also start a sync: see test_f9_syncs_from_every_screen)."""
+    pilot.app.open_sync(then="")
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, SyncScreen)

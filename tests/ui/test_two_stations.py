@@ -36,11 +36,11 @@ async def until(pilot, condition, tries: int = 300) -> None:
 
 
 async def sync_through_the_screen(pilot) -> SyncScreen:
-    await pilot.press("f9")  # opens the sync screen
+    await pilot.press("f9")  # opens the sync screen and syncs at once
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, SyncScreen)
-    await pilot.press("f9")  # 立即同步
+    await until(pilot, lambda: not screen.busy)
     await settle(pilot)
     result = text_of(screen.query_one("#sync-result"))
     assert result.startswith("同步成功"), result

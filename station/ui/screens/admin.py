@@ -21,19 +21,18 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from schema.errors import UserError
-from station.ui.screens.dialogs import ConfirmDialog, Field, FormDialog
+from station.ui.screens.dialogs import ConfirmDialog, Field, PinFormDialog
 from station.ui.widgets.footer import StationFooter
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
 TABS = ["admin-users", "admin-station", "admin-settings", "admin-audit"]
-PIN_FIELDS = {"old", "pin", "pin2"}
 
 
 # -- on the session thread -----------------------------------------------------------------------------
 
 
 def load(session: Any) -> dict[str, Any]:
-    from station.services import admin
+    from station.services import admin, backup
 
     return {
         "info": admin.station_info(session),
@@ -42,6 +41,7 @@ def load(session: Any) -> dict[str, Any]:
         "can_settings": admin.can_change_settings(session),
         "audit": admin.id_views(session),
         "protection": admin.key_protection(session),
+        "last_backup": backup.last_backup(session),
     }
 
 
@@ -76,6 +76,19 @@ def disable_user(session: Any, login: str) -> None:
     admin.disable_user(session, login)
 
 
+def make_backup(session: Any, folder: Path) -> Any:
+    from station.services.backup import create_backup
+
+    return create_backup(session, folder)
+
+
+def enrolled_county(session: Any) -> str | None:
+    from station.replication import identity
+
+    county = identity.county(session)
+    return county.code if county else None
+
+
 def save_settings(session: Any, county_url: str, idle_lock_minutes: str) -> Any:
     from station.services import admin
 
@@ -83,16 +96,6 @@ def save_settings(session: Any, county_url: str, idle_lock_minutes: str) -> Any:
 
 
 # -- dialogs -------------------------------------------------------------------------------------------
-
-
-class PinFormDialog(FormDialog):
-    """The shared form dialog, with the PIN fields masked."""
-
-    def _widget(self, f: Field):
-        widget = super()._widget(f)
-        if f.key in PIN_FIELDS:
-            widget.password = True
-        return widget
 
 
 def when(iso: str) -> str:
@@ -143,6 +146,8 @@ class AdminScreen(Screen[None]):
         Binding("p", "reset_pin", "重置PIN", key_display="P"),
         Binding("c", "change_pin", "修改我的PIN", key_display="C"),
         Binding("d", "enroll", "登记到县中心", key_display="D"),
+        Binding("b", "backup", "备份到U盘", key_display="B"),
+        Binding("r", "restore", "从备份恢复", key_display="R"),
         Binding("ctrl+s", "save_settings", "保存设置"),
     ]
 
@@ -166,8 +171,11 @@ class AdminScreen(Screen[None]):
                     yield Button("修改我的PIN C", id="user-change-pin", compact=True)
             with TabPane("2 工作站", id="admin-station"), VerticalScroll():
                 yield Static("正在读取……", id="station-info")
+                yield Static("", id="station-backup", classes="admin-note", markup=False)
                 with Horizontal(classes="admin-buttons"):
                     yield Button("登记到县中心 D", id="station-enroll", compact=True)
+                    yield Button("备份到U盘 B", id="station-backup-now", compact=True)
+                    yield Button("从备份恢复 R", id="station-restore", compact=True)
             with TabPane("3 设置", id="admin-settings"), VerticalScroll():
                 yield Static("", id="settings-note", classes="admin-note", markup=False)
                 with Horizontal(classes="admin-row"):
@@ -218,8 +226,11 @@ class AdminScreen(Screen[None]):
 
     async def _load(self) -> None:
         app: Any = self.app
+        session = app.session
+        if session is None:  # locked (or being restored) since the reload was asked for
+            return
         try:
-            data = await app.db(load, app.session)
+            data = await app.db(load, session)
         except Exception as exc:  # noqa: BLE001 - shown by the app
             app.show_error(exc)
             return
@@ -231,6 +242,9 @@ class AdminScreen(Screen[None]):
         self._fill_users()
         info = data["info"]
         self.query_one("#station-info", Static).update(info_text(info, data["protection"]))
+        last = data.get("last_backup")
+        done = f"上次备份：{when(last)}。" if last else "本站还没有备份过。"
+        self.query_one("#station-backup", Static).update(done + "备份文件已加密，建议每周备份到U盘一次，U盘另处保管。")
         self._fill_settings(data, first)
         self._fill_audit()
         self.refresh_bindings()
@@ -339,7 +353,7 @@ class AdminScreen(Screen[None]):
             return tab == "admin-users"
         if action == "save_settings":
             return tab == "admin-settings" and self.data["can_settings"]
-        if action == "enroll":
+        if action in ("enroll", "backup", "restore"):
             return tab == "admin-station"
         return True
 
@@ -526,6 +540,43 @@ class AdminScreen(Screen[None]):
         if result is not None:
             self.reload()
 
+    @on(Button.Pressed, "#station-backup-now")
+    def _backup_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_backup()
+
+    @on(Button.Pressed, "#station-restore")
+    def _restore_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_restore()
+
+    def action_backup(self) -> None:
+        self._run(self._backup)
+
+    async def _backup(self) -> None:
+        from station.ui.screens.file_picker import FilePickerScreen
+
+        app: Any = self.app
+        folder = await app.push_screen_wait(FilePickerScreen(
+            "备份到U盘：选择文件夹", mode="dir",
+            prompt="选择U盘上的文件夹。备份文件已加密，只能用本站用户的PIN恢复。"))
+        if folder is None:
+            return
+        result = await app.db(make_backup, app.session, folder)
+        app.notify(result.text(), title="备份完成", timeout=10, markup=False)
+        app.refresh_home()
+        self.reload()
+
+    def action_restore(self) -> None:
+        self._run(self._restore)
+
+    async def _restore(self) -> None:
+        from station.ui.screens.restore import EXPLAIN, restore_flow
+
+        app: Any = self.app
+        if await app.push_screen_wait(ConfirmDialog(EXPLAIN, title="从备份恢复", yes="选择备份文件")):
+            await restore_flow(app, login=app.session.user.login)
+
     # -- settings ---------------------------------------------------------------------------------
 
     @on(Button.Pressed, "#settings-save")
@@ -560,6 +611,9 @@ class AdminScreen(Screen[None]):
         url = self.query_one("#county-url", Input).value
         minutes = self.query_one("#idle-minutes", Input).value
         try:
+            if url.strip() and url.strip().rstrip("/") != app.session.config.county_url:
+                if not await self._county_answers(url.strip()):
+                    return
             cfg = await app.db(save_settings, app.session, url, minutes)
         except UserError as exc:
             if exc.field in ("county_url", "idle_lock_minutes"):
@@ -572,6 +626,23 @@ class AdminScreen(Screen[None]):
         app.touch()  # the new idle time counts from now
         app.notify("设置已保存", title="设置")
         self.reload()
+
+    async def _county_answers(self, url: str) -> bool:
+        """Probe a new county address before saving it; False when it must not (or need not) be saved."""
+        import asyncio
+
+        from station.services.admin import probe_county_url
+
+        app: Any = self.app
+        self._say("county_url", "正在连接县中心核对地址……")
+        code = await app.db(enrolled_county, app.session)
+        note = await asyncio.to_thread(probe_county_url, code, url)  # the network, off the session thread
+        self._say("county_url", "")
+        if not note:
+            return True
+        return bool(await app.push_screen_wait(ConfirmDialog(
+            f"{note}\n可能只是现在没有网络。确认地址无误（按县中心的通知填写）时，仍可保存。",
+            title="无法核对县中心地址", yes="仍然保存", no="不保存")))
 
     # -- audit ------------------------------------------------------------------------------------
 

@@ -82,6 +82,45 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(value)
 
 
+class ChoiceDialog(ModalScreen[str | None]):
+    """One of a few answers, each a button with a digit key (1, 2, …). Esc = None (cancel)."""
+
+    CSS_PATH = CSS
+    BINDINGS = [Binding("escape", "choose('')", "取消")]
+
+    def __init__(self, text: str, choices: Sequence[tuple[str, str]], *, title: str = "请选择") -> None:
+        super().__init__(classes="dialog-screen")
+        self.text, self.choices, self.title_text = text, list(choices), title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(self.text, classes="dialog-text", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                for i, (key, label) in enumerate(self.choices, 1):
+                    yield Button(f"{label} {i}", id=f"choice-{key}", variant="primary" if i == 1 else "default",
+                                 compact=True)
+                yield Button("取消 Esc", id="choice-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    def on_key(self, event) -> None:
+        if event.character and event.character.isdigit() and 1 <= int(event.character) <= len(self.choices):
+            event.stop()
+            self.dismiss(self.choices[int(event.character) - 1][0])
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        key = (event.button.id or "").removeprefix("choice-")
+        self.dismiss(None if key == "cancel" else key)
+
+    def action_choose(self, key: str) -> None:
+        self.dismiss(key or None)
+
+
 class FormDialog(ModalScreen[Any]):
     """A small form. Returns the values as a dict (or ``on_submit``'s result); None if cancelled."""
 
@@ -252,6 +291,18 @@ class FormDialog(ModalScreen[Any]):
             self.app.show_error(e)  # type: ignore[attr-defined]
             return
         self.dismiss(result)
+
+
+class PinFormDialog(FormDialog):
+    """The form dialog with its PIN fields (``old``, ``pin``, ``pin2``) masked."""
+
+    PIN_FIELDS = frozenset({"old", "pin", "pin2"})
+
+    def _widget(self, f: Field):
+        widget = super()._widget(f)
+        if f.key in self.PIN_FIELDS:
+            widget.password = True
+        return widget
 
 
 def _say(widget: Static, message: str) -> None:

@@ -38,6 +38,7 @@ SETUP_MODES = [
         "U盘登记",
         "建立工作站和第一个用户后，把登记申请文件写到U盘交给县中心管理员，再读入带回的答复文件。",
     ),
+    ("restore", "从备份恢复", "换了新电脑或数据损坏时：用U盘上的备份文件恢复工作站（需要备份中某个用户的PIN）。"),
 ]
 FLOWS = {
     "offline": ["page-station", "page-user"],
@@ -230,7 +231,13 @@ class FirstRunScreen(Screen[None]):
     @on(Button.Pressed, ".mode-button")
     def _choose_mode(self, event: Button.Pressed) -> None:
         event.stop()
-        self.mode = (event.button.id or "").removeprefix("mode-")
+        mode = (event.button.id or "").removeprefix("mode-")
+        if mode == "restore":
+            from station.ui.screens.restore import restore_flow
+
+            self.run_worker(restore_flow(self.app), group="first-run", exclusive=True, exit_on_error=False)
+            return
+        self.mode = mode
         self._show(FLOWS[self.mode][0])
 
     @on(Button.Pressed, "#wizard-back")

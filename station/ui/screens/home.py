@@ -119,7 +119,7 @@ class HomeScreen(Screen[None]):
     def reload(self) -> None:
         if self.app.session is None:  # type: ignore[attr-defined]
             return
-        self.run_worker(self._load(), exclusive=True, group="home", exit_on_error=False)
+        self.run_worker(self._load, exclusive=True, group="home", exit_on_error=False)
 
     async def _load(self) -> None:
         app = self.app

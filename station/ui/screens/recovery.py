@@ -21,8 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from station.ui.screens.admin import PinFormDialog
-from station.ui.screens.dialogs import Field
+from station.ui.screens.dialogs import Field, PinFormDialog
 from station.ui.widgets.footer import StationFooter
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"

@@ -165,11 +165,13 @@ class SyncScreen(Screen[None]):
             super().__init__()
             self.stage, self.done, self.total = stage, done, total
 
-    def __init__(self) -> None:
+    def __init__(self, then: str = "", *, quit_after: bool = False) -> None:
         super().__init__()
         self.status: Any = None
         self.history: list[dict] = []
         self.busy = False
+        self.then = then  # "sync" / "export": start it as soon as the status is known (F9 elsewhere)
+        self.quit_after = quit_after  # leave the app once that went through (the app's Ctrl+Q offer)
 
     def compose(self) -> ComposeResult:
         yield Static("数据同步", id="sync-title", classes="screen-title")
@@ -229,6 +231,17 @@ class SyncScreen(Screen[None]):
         if not can and (self.focused is None or self.focused.id == "sync-now"):
             enroll.focus()
         self.refresh_bindings()
+        then, self.then = self.then, ""
+        if then:
+            self.start(then, quit_after=self.quit_after)
+
+    def start(self, then: str, *, quit_after: bool = False) -> None:
+        """Start a sync (``"sync"``) or a USB export (``"export"``) as if its key had been pressed."""
+        self.quit_after = quit_after
+        if then == "sync":
+            self.action_sync()
+        elif then == "export":
+            self.action_export()
 
     def _fill_history(self) -> None:
         table = self.query_one("#sync-history", DataTable)
@@ -380,6 +393,7 @@ class SyncScreen(Screen[None]):
                 self.say(exc.message, style="yellow")
             self._set_busy(False)
             self.reload()
+            self._maybe_quit(False)
             return
         try:
             if app.session is session:
@@ -402,6 +416,15 @@ class SyncScreen(Screen[None]):
             )
         app.refresh_home()
         self.reload()
+        self._maybe_quit(report.ok)
+
+    def _maybe_quit(self, ok: bool) -> None:
+        if self.quit_after:
+            self.quit_after = False
+            if ok:
+                self.app.exit()
+            else:
+                self.app.notify("没有全部完成，程序没有退出；处理后可再按 Ctrl+Q", title="退出", severity="warning")
 
     @staticmethod
     def report_text(report: Any) -> str:
@@ -429,6 +452,7 @@ class SyncScreen(Screen[None]):
                 )
             )
             if folder is None:
+                self.quit_after = False
                 return
             result = await app.db(export_bundle, app.session, folder)
         except Exception as exc:  # noqa: BLE001
@@ -439,6 +463,7 @@ class SyncScreen(Screen[None]):
         self.say(result.text())
         app.notify(f"已导出 {len(result.files)} 个文件（{result.events} 条记录）", title="导出完成")
         self.reload()
+        self._maybe_quit(True)
 
     def action_import_bundle(self) -> None:
         if self.busy:
@@ -480,6 +505,7 @@ class SyncScreen(Screen[None]):
         self.reload()
 
     def _show_failure(self, exc: Exception) -> None:
+        self._maybe_quit(False)
         self.app.show_error(exc)  # type: ignore[attr-defined]
         if isinstance(exc, UserError):
             self.say(exc.message, style="yellow")
