@@ -45,9 +45,9 @@ from cryptography.hazmat.primitives import hpke  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from schema import canonical  # noqa: E402
-from schema.org import Role  # noqa: E402
-from sync import api  # noqa: E402
-from sync.crypto import KeyPair, b64, key_id, x25519_public_key  # noqa: E402
+from schema.org import OrgCode, Role  # noqa: E402
+from sync import api, enrollment  # noqa: E402
+from sync.crypto import KeyPair, PublicKeys, b64, key_id, x25519_public_key  # noqa: E402
 from sync.messages import doc_header  # noqa: E402
 from tests.attacker import bomb, deep, memory_kb, raw_envelope, run_module, seal  # noqa: E402
 
@@ -132,7 +132,7 @@ class County:
         self.victim_id = "0190a0a0-0000-7000-8000-00000000v001"
         with self.serve() as srv:
             doc = self.enroll(srv.url, self.victim, self.victim_id, VILLAGE, "village")
-        self.enc = api.county_keys(doc["county"]).enc
+        self.enc = PublicKeys.from_dict(doc["county"]).enc
 
     def code(self, org: str, level: str) -> str:
         r = self.tree.run(
@@ -151,9 +151,8 @@ class County:
         return json.loads(r.stdout)["code"]
 
     def enroll(self, url: str, key: KeyPair, station: str, org: str, level: str) -> dict:
-        req = api.enroll_request(
-            key, code=self.code(org, level), station=station, org=org, name=org, at="2026-03-02"
-        )
+        secret = enrollment.derive(self.code(org, level), OrgCode(org).county)
+        req = enrollment.make_request(key, secret, station=station, org=org, name=org, at="2026-03-02")
         r = requests.post(url + "/v1/enroll", json=req, timeout=60)
         assert r.status_code == 200, r.text
         return doc_header(r.json(), "enrolled")

@@ -217,13 +217,11 @@ def test_bytes_are_counted_in_both_directions():
 
 
 def _enrolled_key(county: CountyServer, station: str = "st-1") -> KeyPair:
-    from sync.server import registry
+    from tests.sync.county_kit import enroll_direct, make_station
 
-    key = KeyPair.generate()
-    code = county.code(VILLAGE, "village")
-    req = api.enroll_request(key, code=code, station=station, org=VILLAGE, name="东村", at="2026-03-02")
-    registry.enroll(county.cdb, county.county, req)
-    return key
+    st = make_station(VILLAGE, "village", id=station, name="东村")
+    enroll_direct(county.cdb, county.county, st)
+    return st.key
 
 
 def test_a_real_push_is_sealed_and_answered(tmp_path):
