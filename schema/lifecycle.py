@@ -16,11 +16,12 @@ written reason; 补办件 go through 一次性告知 → 补正 → continue, or
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from schema import events as K
+from schema.authority import claim_problem
 from schema.case import (
     CaseView,
     Conflict,
@@ -37,6 +38,10 @@ from schema.org import Level, OrgCode, Role
 S = State
 AGENT, CLERK, REVIEWER, ADMIN = Role.AGENT, Role.CLERK, Role.REVIEWER, Role.ADMIN
 INTAKE_ROLES = frozenset({AGENT, CLERK, REVIEWER})
+
+# The enrolled org of a station (None: not enrolled). Replicas fold with it, so what an event
+# claims about its org and role is checked against who its station is (schema.authority).
+Who = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,10 @@ def _fail(msg: str) -> None:
     raise TransitionError(msg)
 
 
+def _county_admin(ev: Event) -> bool:
+    return ev.role == ADMIN and OrgCode(ev.org).level is Level.COUNTY
+
+
 def _check_actor(view: CaseView, ev: Event, rule: Rule) -> None:
     try:
         role = Role(ev.role)
@@ -127,7 +136,7 @@ def _check_actor(view: CaseView, ev: Event, rule: Rule) -> None:
         _fail(f"办件当前状态为“{view.state.label}”，不能{rule.label}")
     if role not in rule.roles:
         _fail(f"{role.label}不能对办件执行“{rule.label}”")
-    if role is ADMIN:  # the county admin may void anywhere in the county
+    if _county_admin(ev):  # the county admin may void anywhere in the county
         if not actor_org.covers(view.intake_org):
             _fail("该办件不在本单位管辖范围内")
         return
@@ -378,7 +387,7 @@ def _apply_rule(view: CaseView, ev: Event) -> None:
                              "follow_up": bool(view.ratings)})
     elif kind == K.CASE_VOIDED:
         _require_text(ev, "reason", "作废原因")
-        if Role(ev.role) is not ADMIN and view.holder_org != view.intake_org:
+        if not _county_admin(ev) and view.holder_org != view.intake_org:
             _fail("办件已转报上级，只能由上级退回后再作废")
         _end_pause(view, at)
         view.special = None
@@ -386,14 +395,30 @@ def _apply_rule(view: CaseView, ev: Event) -> None:
         _close(view, State.VOIDED, code, at)
 
 
-def apply(view: CaseView | None, ev: Event) -> CaseView:
+def station_problem(ev: Event, who: Who | None) -> str | None:
+    """Why ``ev``'s claimed org and role cannot be those of its station (``who``: the registry)."""
+    if who is None:
+        return None
+    org = who(ev.station)
+    if org is None:
+        return "该记录来自未登记的工作站，不能确认其单位"
+    return claim_problem(ev, org)
+
+
+def apply(view: CaseView | None, ev: Event, *, who: Who | None = None) -> CaseView:
     """Apply ``ev`` to ``view`` in place (or create the view) and return it.
 
     Raises :class:`TransitionError` with a Chinese message if the event breaks
-    a rule; ``view`` is then left unchanged.
+    a rule; ``view`` is then left unchanged. ``who`` (every replica passes it) gives the
+    enrolled org of the event's station: an event claiming another org, or a role its
+    station's level cannot hold, breaks a rule. Without it the event's claims are taken
+    as they are (the station checking its own user's action, pure rule tests).
     """
     if ev.kind not in CASE_KINDS:
         raise TransitionError(f"未知的办件事件类型 {ev.kind}")
+    problem = station_problem(ev, who)
+    if problem is not None:
+        raise TransitionError(problem)
     if ev.kind == K.CASE_REGISTERED:
         if view is not None:
             raise TransitionError("该办件已登记，不能重复登记")
@@ -416,10 +441,10 @@ def _touch(view: CaseView, ev: Event) -> CaseView:
     return view
 
 
-def apply_or_conflict(view: CaseView | None, ev: Event) -> CaseView | None:
+def apply_or_conflict(view: CaseView | None, ev: Event, *, who: Who | None = None) -> CaseView | None:
     """Fold step: like :func:`apply`, but a rule violation becomes a conflict."""
     try:
-        return apply(view, ev)
+        return apply(view, ev, who=who)
     except TransitionError as e:
         reason = e.message
     except (UserError, ValueError, TypeError, KeyError, AttributeError) as e:
@@ -428,6 +453,9 @@ def apply_or_conflict(view: CaseView | None, ev: Event) -> CaseView | None:
     if view is None:
         if ev.kind == K.CASE_REGISTERED:  # kept, with its problems as conflicts
             created, problems = register(ev)
+            problem = station_problem(ev, who)
+            if problem is not None:
+                problems.insert(0, problem)
             created.conflicts.extend(Conflict(ev.id, ev.kind, ev.at, ev.actor, p) for p in problems)
             return _touch(created, ev)
         return None  # an action seen before its registration: refolded when it arrives
@@ -435,11 +463,11 @@ def apply_or_conflict(view: CaseView | None, ev: Event) -> CaseView | None:
     return _touch(view, ev)
 
 
-def fold(events: Iterable[Event]) -> CaseView | None:
-    """The case as the given events make it, whatever order they arrived in."""
+def fold(events: Iterable[Event], *, who: Who | None = None) -> CaseView | None:
+    """The case as the given events make it, whatever order they arrived in (``who``: see :func:`apply`)."""
     view: CaseView | None = None
     for ev in sorted(events, key=lambda e: e.order):
-        view = apply_or_conflict(view, ev)
+        view = apply_or_conflict(view, ev, who=who)
     return view
 
 
@@ -467,7 +495,7 @@ def allowed_actions(view: CaseView, role: Role, org: str) -> list[Rule]:
             continue
         if rule.kind in (K.CASE_ACCEPTED, K.CASE_REFUSED) and view.accepted_at is not None:
             continue  # accepted, awaiting 补正: 受理/不予受理 are always refused
-        if rule.kind == K.CASE_VOIDED and role is not ADMIN and view.holder_org != view.intake_org:
+        if rule.kind == K.CASE_VOIDED and not _county_admin(probe) and view.holder_org != view.intake_org:
             continue  # forwarded: only the county admin may void it
         out.append(rule)
     return out

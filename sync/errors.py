@@ -23,6 +23,7 @@ STATUS = {
     "code": 403,
     "kind": 403,
     "clock": 403,
+    "authority": 403,
     "gap": 409,
     "fork": 409,
     "conflict": 409,

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from schema import lifecycle
 from schema.case import CaseView, Conflict, State
 from schema.events import Event
+from schema.lifecycle import Who
 from schema.workdays import TimeUnit, WorkCalendar
 from station.search import case_terms
 
@@ -86,8 +87,11 @@ def view_json(view: CaseView) -> str:
 
 
 class CaseProjection:
-    def __init__(self, db) -> None:
+    """``who`` gives the enrolled org of a station: the fold judges what events claim by it."""
+
+    def __init__(self, db, who: Who | None = None) -> None:
         self.db = db
+        self.who = who
         self._cache: OrderedDict[str, CaseView] = OrderedDict()
         self._calendar: WorkCalendar | None = None
         self._data_version: int | None = None
@@ -166,11 +170,11 @@ class CaseProjection:
         if strict:
             if not in_order:
                 raise AssertionError("a local event must sort after everything already folded")
-            view = lifecycle.apply(current, ev)
+            view = lifecycle.apply(current, ev, who=self.who)
         elif in_order and current is not None:
-            view = lifecycle.apply_or_conflict(current, ev)
+            view = lifecycle.apply_or_conflict(current, ev, who=self.who)
         else:  # late, or the case is new here: actions may have arrived before their registration
-            view = lifecycle.fold([*events_of(ev.subject), ev])
+            view = lifecycle.fold([*events_of(ev.subject), ev], who=self.who)
         if view is None:  # an action whose registration has not arrived yet
             return None
         self._save(view, new=current is None)
@@ -193,7 +197,7 @@ class CaseProjection:
                 try:
                     view: CaseView | None = current
                     for ev in evs:
-                        view = lifecycle.apply_or_conflict(view, ev)
+                        view = lifecycle.apply_or_conflict(view, ev, who=self.who)
                     assert view is not None
                     self._save(view, new=False)
                 except _MALFORMED:
@@ -202,14 +206,32 @@ class CaseProjection:
                 refold.append((case_id, current is None))
         if not refold:
             return
-        logs = events_of_many([cid for cid, _ in refold])
-        for case_id, new in refold:
+        self.refold([cid for cid, _ in refold], events_of_many=events_of_many, new={c for c, n in refold if n})
+
+    def refold(
+        self,
+        case_ids: list[str],
+        *,
+        events_of_many: Callable[[list[str]], dict[str, list[Event]]],
+        new: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Fold these cases again from the log (after events were added late or set aside)."""
+        logs = events_of_many(case_ids)
+        for case_id in case_ids:
             try:
-                view = lifecycle.fold(logs[case_id])
+                view = lifecycle.fold(logs[case_id], who=self.who)
                 if view is not None:  # None: only actions so far, the registration has not arrived
-                    self._save(view, new=new)
+                    self._save(view, new=case_id in new)
+                else:
+                    self._drop(case_id)
             except _MALFORMED:
                 self._unprojectable(case_id)
+
+    def _drop(self, case_id: str) -> None:
+        """A case whose registration is no longer in the log (set aside): no row, no search terms."""
+        self._cache.pop(case_id, None)
+        self.db.execute_sql("DELETE FROM case_view WHERE case_id = ?", (case_id,))
+        self.db.execute_sql("DELETE FROM case_term WHERE case_id = ?", (case_id,))
 
     def _unprojectable(self, case_id: str) -> None:
         # An authentic event whose body the projection cannot even read (another program's bug):
@@ -231,7 +253,7 @@ class CaseProjection:
     # -- rebuilding ----------------------------------------------------------------
 
     @staticmethod
-    def fold_all(events: list[Event]) -> dict[str, CaseView]:
+    def fold_all(events: list[Event], who: Who | None = None) -> dict[str, CaseView]:
         """Fold every case from scratch, in memory (``station verify``)."""
         by_case: dict[str, list[Event]] = {}
         for ev in events:
@@ -239,7 +261,7 @@ class CaseProjection:
                 by_case.setdefault(ev.subject, []).append(ev)
         out = {}
         for cid, evs in by_case.items():
-            view = lifecycle.fold(evs)
+            view = lifecycle.fold(evs, who=who)
             if view is not None:
                 out[cid] = view
         return out

@@ -78,7 +78,7 @@ def verify_station(session: Session) -> Report:
                 _verify_partial(evs)
         except ChainError as e:
             report.problems.append(f"哈希链断裂：{e}")
-    folded = CaseProjection.fold_all(events)
+    folded = CaseProjection.fold_all(events, who=store.org_of)
     report.cases = len(folded)
     cal = store.cases.calendar()
     stored = {r[0]: r for r in session.db.execute_sql(f"SELECT {VIEW_COLUMNS} FROM case_view").fetchall()}

@@ -10,6 +10,8 @@ import json
 import logging
 from typing import Any
 
+from peewee import fn
+
 from sync.server.config import now_ms
 from sync.server.db import CountyDB
 
@@ -21,6 +23,7 @@ ALARM_KINDS = {
     "revoked": "已吊销工作站仍在同步",
     "signature": "签名不符",
     "conflict": "记录编号冲突",
+    "authority": "越权记录",
 }
 
 
@@ -65,6 +68,18 @@ def alarm_now(cdb: CountyDB, kind: str, station: str, **detail: Any) -> None:
             raise_alarm(cdb, kind, station, **detail)
     except Exception:  # noqa: BLE001
         log.exception("could not record an alarm")
+
+
+def alarm_hourly(cdb: CountyDB, kind: str, station: str, **detail: Any) -> None:
+    """:func:`alarm_now`, at most one of ``kind`` an hour per station (for what repeats every sync)."""
+    A = cdb.m.Alarm
+    try:
+        last = A.select(fn.MAX(A.at)).where((A.station == station) & (A.kind == kind)).scalar()
+    except Exception:  # noqa: BLE001 - an alarm must never turn a refusal into a crash
+        log.exception("could not read the alarms")
+        return
+    if last is None or now_ms() - last > 3_600_000:
+        alarm_now(cdb, kind, station, **detail)
 
 
 def alarms(cdb: CountyDB, *, station: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ Tables (see docs/county-center.md for the full layout):
                    ``scope``/``township`` (sync.scope) index the pulls of villages and townships.
 ``case_scope``     case id → scope, set by ``case.registered``.
 ``enroll_code``    one-time enrollment codes (hash only).
-``staff``          the staff directory folded from ``user.*`` events.
+``staff``          the staff directory folded from ``user.*`` events: the accounts that
+                   authority checks (schema.authority) look up.
 ``alarm``          forks, clock problems, refusals of revoked stations, forged signatures …
 ``audit``          every refusal (time, remote, station, endpoint, status, code, reason).
 
@@ -48,8 +49,11 @@ from peewee import (
 
 from schema.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: staff.added_seq/disabled_seq, quarantined events (sync.server.upgrade)
 LOG_LOCK_KEY = 847_001  # pg_advisory_xact_lock key for appending to the event table
+# event.flags bit: stored before clocks were bounded and beyond the bound — kept, never served
+# to a pull (sync.server.upgrade). The clock-plausibility bits are in sync.server.ingest.
+FLAG_QUARANTINED = 8
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -180,6 +184,8 @@ def _models(database: Database) -> Models:
         station = CharField(max_length=64, default="")
         disabled = BooleanField(default=False)
         added_hlc = BigIntegerField(default=-1)
+        added_seq = BigIntegerField(default=0)  # the seq of the user.added in its station's chain
+        disabled_seq = BigIntegerField(null=True)  # the seq of its own station's user.disabled
 
         class Meta:
             table_name = "staff"

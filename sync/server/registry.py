@@ -16,8 +16,6 @@ import re
 import secrets
 from typing import Any
 
-from peewee import fn
-
 from schema import events as K
 from schema.errors import UserError, ValidationError
 from schema.org import Level, OrgCode
@@ -26,7 +24,7 @@ from sync.crypto import PublicKeys, b64, unb64, verify
 from sync.errors import ProtocolError, malformed
 from sync.messages import doc_header
 from sync.server import county_chain
-from sync.server.audit import alarm_now
+from sync.server.audit import alarm_hourly
 from sync.server.config import now_iso, now_ms
 from sync.server.db import CountyDB
 from sync.server.keystore import County
@@ -257,10 +255,7 @@ def active_station(cdb: CountyDB, station: str, *, endpoint: str):
 
 
 def _revoked_alarm(cdb: CountyDB, station: str, endpoint: str) -> None:
-    A = cdb.m.Alarm
-    last = A.select(fn.MAX(A.at)).where((A.station == station) & (A.kind == "revoked")).scalar()
-    if last is None or now_ms() - last > 3_600_000:  # at most one an hour per station
-        alarm_now(cdb, "revoked", station, endpoint=endpoint)
+    alarm_hourly(cdb, "revoked", station, endpoint=endpoint)
 
 
 def station_keys(row) -> PublicKeys:

@@ -30,6 +30,7 @@ from tests.helpers import (
     case_count,
     case_rows,
     id_number,
+    know,
     make_station,
     material_names,
 )
@@ -156,6 +157,8 @@ def test_ingest_in_any_order_gives_the_same_projection(tmp_path, now, seed):
     in_order = make_station(tmp_path / "t1", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     shuffled = make_station(tmp_path / "t2", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     try:
+        know(in_order, (events[0].station, VILLAGE))
+        know(shuffled, (events[0].station, VILLAGE))
         assert in_order.store.ingest(events) == len(events)
         mixed = list(events)
         random.Random(seed).shuffle(mixed)
@@ -189,6 +192,7 @@ def test_ingest_skips_own_events_and_keeps_conflicts(tmp_path, now):
     village.close()
     town = make_station(tmp_path / "t", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     try:
+        know(town, (events[0].station, VILLAGE), ("village-pc-2", VILLAGE))
         own = list(town.store.events())
         assert town.store.ingest(own) == 0
         assert town.store.ingest(events) == len(events)

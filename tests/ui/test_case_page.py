@@ -11,7 +11,7 @@ from schema.lifecycle import RULES, allowed_actions
 from station.services import case_detail, cases
 from station.ui.screens.case_page import ACTIONS, CaseScreen, action_dialog
 from station.ui.screens.dialogs import ConfirmDialog, FormDialog, ReasonDialog
-from tests.helpers import DIBAO, PENSION, id_number, material_names, rongque_names
+from tests.helpers import DIBAO, PENSION, id_number, material_names, receive, rongque_names
 from tests.ui.cases_support import idle, on_screen, screen_text, session, until
 from tests.ui.conftest import unlock
 
@@ -142,7 +142,7 @@ async def test_conflicts_are_shown_prominently_in_plain_chinese(station_dir, mak
                 "hlc": acc.hlc + 1,
             }
         )
-        s.store.ingest([twin])
+        receive(s, [twin])
     app = make_app(station_dir)
     async with app.run_test(size=(120, 36)) as pilot:
         page = await open_case(pilot, case_id)
@@ -168,13 +168,13 @@ async def test_decision_dialog_keeps_input_on_a_refused_decision(tmp_path, make_
         cases.forward(v, case_id, opinion="请审核")
         events = list(v.store.events())
     with town_station(tmp_path / "town") as t:
-        t.store.ingest(events)
+        receive(t, events)
         cases.supplement(t, case_id, rongque_names(DIBAO))  # the 容缺 bank account arrived
         cases.forward(t, case_id, opinion="审核通过")
         events += list(t.store.events())
     county_dir = tmp_path / "county"
     with county_station(county_dir) as c:
-        c.store.ingest(events)
+        receive(c, events)
     app = make_app(county_dir)
     async with app.run_test(size=(120, 36)) as pilot:
         await unlock(pilot, "shenpi")
@@ -212,7 +212,7 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
         events = list(v.store.events())
     town_dir = tmp_path / "town"
     with town_station(town_dir) as t:
-        t.store.ingest(events)
+        receive(t, events)
     app = make_app(town_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await unlock(pilot, "clerk1")
