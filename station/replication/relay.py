@@ -5,7 +5,7 @@ county's answers for those villages come back down with it.
   below us whose key we know is verified now and passes the same scope, clock and authority
   checks as at the county (``admission.check_segment``) before anything of it is stored; then
   its events are ingested (the township can review those cases at once). A segment that fails
-  is refused with its reason and not relayed. A station we do not know yet, or a segment we
+  is refused with its reason and not relayed; its events are set aside (``quarantine``). A station we do not know yet, or a segment we
   cannot judge yet (a case or user we have not received, a clock ahead of ours), is kept
   *unverified* — it is relayed all the same (the county checks everything it receives) and
   judged and ingested here after a later pull (``verify_pending``). Raw segments are kept
@@ -76,6 +76,7 @@ def _ingest_segment(session, wire: Any, entry: registry.Entry) -> int | None:
     except ProtocolError as e:
         if e.detail.get("retry"):
             return None
+        session.store.set_aside([(ev, e.message) for ev in events], "relay")  # kept, with why, never folded
         raise
     return session.store.ingest(events)
 
