@@ -69,20 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="输出机器可读的 JSON")
     p.add_argument("--user", dest="login", default=None, help="登录名（默认 $STATION_USER；只有一个用户时可省略）")
     sub = p.add_subparsers(dest="command", parser_class=ChineseParser, metavar="命令")
+    ROLE_HELP = (
+        "角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员。"
+        "村级工作站只能有代办员、管理员；乡镇级：窗口人员、管理员；县级：审批人员、管理员"
+    )
 
     s = sub.add_parser("init", help="首次使用：离线初始化工作站并创建第一个用户")
     s.add_argument("--org", required=True, help="12位统计用区划代码")
     s.add_argument("--name", required=True, help="工作站名称，如“城关镇东村便民服务室”")
     s.add_argument("--user", dest="init_login", required=True, help="第一个用户的登录名")
-    s.add_argument("--role", required=True, help="角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员")
+    s.add_argument("--role", required=True, help=ROLE_HELP)
     s.add_argument("--user-name", default=None, help="第一个用户的姓名")
     s.add_argument("--station-no", type=int, default=1, help="工作站编号（同一单位多台电脑时区分，1–99）")
     s.set_defaults(func=commands.init)
 
     u = sub.add_parser("user", help="用户管理").add_subparsers(dest="sub", parser_class=ChineseParser, metavar="操作")
-    s = u.add_parser("add", help="添加用户（新用户PIN来自提示或 $STATION_NEW_PIN）")
+    s = u.add_parser("add", help="添加用户（只有管理员能添加；新用户PIN来自提示或 $STATION_NEW_PIN）")
     s.add_argument("new_login", metavar="LOGIN")
-    s.add_argument("--role", required=True)
+    s.add_argument("--role", required=True, help=ROLE_HELP)
     s.add_argument("--name", default=None, help="姓名")
     s.set_defaults(func=commands.user_add)
     u.add_parser("list", help="列出用户").set_defaults(func=commands.user_list)
