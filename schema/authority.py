@@ -127,6 +127,8 @@ class Ledger:
 
     def __init__(self, accounts: Iterable[Account] = ()) -> None:
         self.accounts: dict[str, Account] = {a.user_id: a for a in accounts}
+        # (station org, claimed org, claimed role) → (reason, (level, role)): a segment repeats them
+        self._claims: dict[tuple[str, str, str], tuple[str | None, tuple[Level, Role] | None]] = {}
 
     def admit(self, ev: Any, org: str) -> str | None:
         """Why ``ev`` (from a station enrolled as ``org``) is refused, or None — then it is learned."""
@@ -136,10 +138,15 @@ class Ledger:
         return reason
 
     def problem(self, ev: Any, org: str) -> str | None:
-        reason = claim_problem(ev, org)
-        if reason is not None:
+        key = (org, ev.org, ev.role)
+        claim = self._claims.get(key)
+        if claim is None:
+            reason = claim_problem(ev, org)
+            claim = self._claims[key] = (reason, None if reason else (OrgCode(org).level, Role(ev.role)))
+        reason, level_role = claim
+        if level_role is None:
             return reason
-        level, role = OrgCode(org).level, Role(ev.role)
+        level, role = level_role
         if ev.seq == 1:
             return None if ev.kind == K.STATION_INITIALISED else "工作站的第1条记录应为工作站初始化记录"
         if ev.kind == K.STATION_INITIALISED:
