@@ -24,7 +24,8 @@ from peewee import IntegrityError
 
 from schema import events as K
 from schema import hlc as HLC
-from schema.errors import UserError
+from schema.authority import claim_problem
+from schema.errors import TransitionError, UserError
 from schema.events import GENESIS, Event, seal
 from schema.ids import new_id
 from schema.org import Role
@@ -143,6 +144,9 @@ class Store:
                 subject=subject,
                 body=body,
             )
+            problem = claim_problem(ev, self.org) if self.org else None
+            if problem is not None:  # e.g. an account from before roles were bound to the station's level
+                raise TransitionError(f"不能保存：{problem}。请由本站管理员处理")
             self._project(ev, strict=True)
             self._insert([ev])
             self._head = (ev.seq, ev.hash)

@@ -435,3 +435,22 @@ def test_a_full_disk_saves_nothing_and_the_session_goes_on(station):
     view = register(station, ident=id_number(seq="999"))
     assert view.case_no.endswith(f"-{saved + 1:04d}")
     assert verify_station(station).ok
+
+
+def test_an_account_whose_role_the_station_cannot_hold_can_read_but_not_write(tmp_path, now):
+    """A village account with a township role (allowed before roles were bound to the station's
+    level): it still unlocks, reads and exports, and every write is refused in plain Chinese
+    rather than signed into the chain for the county to refuse."""
+    from schema.errors import TransitionError
+    from station.session import unlock
+
+    root = tmp_path / "v"
+    with make_station(root, role=Role.ADMIN, login="admin1") as s:
+        s.slots.add_user(user_id="old-clerk", login="clerk1", name="李娟", role=Role.CLERK, pin=PIN,
+                         data_key=s.data_key())
+        head = s.store.head()
+    with unlock(root, "clerk1", PIN) as old:
+        with pytest.raises(TransitionError) as e:
+            register(old)
+        assert "角色窗口人员不是村级工作站可以有的角色" in e.value.message
+        assert old.store.head() == head and case_count(old) == 0
