@@ -14,6 +14,7 @@ from pathlib import Path
 
 from schema import events as K
 from schema import rules
+from schema.authority import check_role_at
 from schema.errors import ValidationError
 from schema.ids import new_id
 from schema.org import OrgCode, Role
@@ -22,7 +23,14 @@ from station import clock
 from station.config import DataDir, StationConfig
 from station.projections import rebuild
 from station.store.db import DatabaseProblem, open_database
-from station.store.keyslots import KeySlots, SlotInfo, new_data_key, release_reserve, validate_pin
+from station.store.keyslots import (
+    KeySlots,
+    SlotInfo,
+    UserDisabled,
+    new_data_key,
+    release_reserve,
+    validate_pin,
+)
 from station.store.migrate import migrate
 from station.store.store import Actor, Store
 
@@ -40,8 +48,8 @@ class Session:
 
     @property
     def actor(self) -> Actor:
-        org = OrgCode(self.config.org).ancestor(self.user.role.level)
-        return Actor(self.user.user_id, self.user.role, org, self.user.name)
+        """Who acts: the signed-in user, always for this station's own org (schema.authority)."""
+        return Actor(self.user.user_id, self.user.role, self.config.org, self.user.name)
 
     @property
     def author(self) -> rules.Actor:
@@ -72,8 +80,9 @@ class Session:
             db = open_database(self.data.db, key)
             migrate(db)
             config = self.data.load_config()
-            return Session(self.data, config, self.user, Store(db, config.station_id),
-                           KeySlots.load(self.data.slots), key)
+            store = Store(db, config.station_id, config.org)
+            store.finish_upgrade()
+            return Session(self.data, config, self.user, store, KeySlots.load(self.data.slots), key)
         except BaseException:
             if db is not None and not db.is_closed():
                 db.close()
@@ -98,11 +107,19 @@ class Session:
         self.close()
 
 
-def check_role_for_station(role: Role, station_org: str) -> None:
-    """Staff of a higher level may work at (and set up) a lower station; never the reverse."""
-    level = OrgCode(station_org).level
-    if role.level.rank < level.rank:
-        raise ValidationError(f"{role.label}属于{role.level.label}，不能在{level.label}工作站使用", field="role")
+def apply_disables(store: Store, slots: KeySlots) -> set[str]:
+    """Disable the key slots of this station's users whose ``user.disabled`` came by sync (the
+    county admin may disable any user of the county); returns the user ids disabled now."""
+    rows = store.db.execute_sql(
+        "SELECT user_id FROM user WHERE disabled = 1 AND station = ?", (store.station_id,)
+    ).fetchall()
+    disabled = {r[0] for r in rows}
+    done = set()
+    for u in slots.users():
+        if u.user_id in disabled and not u.disabled:
+            slots.disable(u.login)
+            done.add(u.user_id)
+    return done
 
 
 def init_station(
@@ -122,7 +139,7 @@ def init_station(
         raise ValidationError(f"数据目录 {data.root} 中已有工作站，不能重复初始化", field="data_dir")
     cfg = StationConfig(station_id=new_id(), org=org, name=name.strip(), station_no=station_no,
                         created_at=clock.iso(clock.now()))
-    check_role_for_station(role, org)
+    check_role_at(role, org)
     display = check_person_name(user_name or login, label="用户姓名") if user_name else login
     validate_pin(pin)
     data.root.mkdir(parents=True, exist_ok=True)
@@ -133,7 +150,7 @@ def init_station(
     db = open_database(data.db, key, create=True)
     migrate(db)
     data.save_config(cfg)
-    session = Session(data, cfg, slots.find(login), Store(db, cfg.station_id), slots, key)
+    session = Session(data, cfg, slots.find(login), Store(db, cfg.station_id, cfg.org), slots, key)
     rebuild.if_needed(session.store)
     store, actor = session.store, session.actor
     with store.writing():
@@ -155,12 +172,19 @@ def unlock(root: str | Path, login: str, pin: str) -> Session:
 
 def open_session(data: DataDir, cfg: StationConfig, slots: KeySlots, user: SlotInfo, key: bytearray) -> Session:
     """The database opened with a data key just unwrapped (by a PIN, or by a county recovery)."""
+    db = None
     try:
         db = _open_db(data, key)
+        store = Store(db, cfg.station_id, cfg.org)
+        store.finish_upgrade()
+        if user.user_id in apply_disables(store, slots):  # the county admin disabled this user
+            raise UserDisabled("该用户已被县中心管理员停用，请联系上级人员")
     except BaseException:
+        if db is not None and not db.is_closed():
+            db.close()  # a refused unlock must not keep the file open (locked, on Windows)
         key[:] = bytes(len(key))
         raise
-    session = Session(data, cfg, user, Store(db, cfg.station_id), slots, key)
+    session = Session(data, cfg, user, store, slots, key)
     rebuild.if_needed(session.store)
     return session
 

@@ -24,6 +24,7 @@ STATUS = {
     "kind": 403,
     "clock": 403,
     "skew": 403,
+    "authority": 403,
     "gap": 409,
     "replay": 409,
     "fork": 409,

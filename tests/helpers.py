@@ -236,6 +236,31 @@ def make_station(root: Path, *, org: str = VILLAGE, role: Role = Role.AGENT, log
     return init_station(root, org=org, name=name, login=login, role=role, pin=PIN, station_no=station_no)
 
 
+def know(session, *stations) -> None:
+    """Let ``session`` know other stations as enrollment and a pull would (its station registry):
+    the fold judges every event by its station's enrolled org. Each of ``stations`` is an open
+    Session or a ``(station id, org)`` pair."""
+    from station.replication import registry
+
+    with session.store.writing():
+        for st in stations:
+            sid, org = (st.config.station_id, st.config.org) if hasattr(st, "config") else st
+            registry.remember(session.db, sid, org)
+
+
+def receive(dst, events) -> int:
+    """``dst`` stores honest events of other stations as a sync would, knowing their stations."""
+    events = list(events)
+    know(dst, *{(e.station, e.org) for e in events if e.station != dst.config.station_id})
+    return dst.store.ingest(events)
+
+
+def copy_events(src, dst) -> int:
+    """What a sync through the county gives ``dst``: ``src``'s events, ``src`` in its registry."""
+    know(dst, src)
+    return dst.store.ingest(list(src.store.events()))
+
+
 def case_count(session) -> int:
     return session.db.execute_sql("SELECT count(*) FROM case_view").fetchone()[0]
 

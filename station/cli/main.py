@@ -77,19 +77,24 @@ def build_parser() -> ChineseParser:
                              f"数据默认在 {default_data_dir()}，日志在 {default_log_dir()}")
     sub = p.add_subparsers(dest="command")
 
+    ROLE_HELP = (
+        "角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员。"
+        "村级工作站只能有代办员、管理员；乡镇级：窗口人员、管理员；县级：审批人员、管理员"
+    )
+
     s = sub.add_parser("init", help="首次使用：离线初始化工作站并用 --user 创建第一个用户")
     s.add_argument("--org", required=True, metavar="CODE",
                    help="本单位的区划代码：村12位；乡镇9位或12位；县6位（如 330522）或12位")
     s.add_argument("--name", required=True, help="工作站名称，如“城关镇东村便民服务室”")
-    s.add_argument("--role", required=True, help="第一个用户的角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员")
+    s.add_argument("--role", required=True, help="第一个用户的" + ROLE_HELP)
     s.add_argument("--user-name", default=None, help="第一个用户的姓名")
     s.add_argument("--station-no", type=int, default=1, help="工作站编号（同一单位多台电脑时区分，1–99）")
     s.set_defaults(func=commands.init)
 
     u = sub.add_parser("user", help="用户管理").add_subparsers(dest="sub", metavar="操作")
-    s = u.add_parser("add", help="添加用户（新用户PIN来自提示或 $STATION_NEW_PIN）")
+    s = u.add_parser("add", help="添加用户（只有管理员能添加；新用户PIN来自提示或 $STATION_NEW_PIN）")
     s.add_argument("new_login", metavar="LOGIN", help="新用户的登录名（英文字母、数字）")
-    s.add_argument("--role", required=True, help="角色：agent 代办员 / clerk 窗口人员 / reviewer 审批人员 / admin 管理员")
+    s.add_argument("--role", required=True, help=ROLE_HELP)
     s.add_argument("--name", default=None, help="姓名")
     s.set_defaults(func=commands.user_add)
     u.add_parser("list", help="列出用户").set_defaults(func=commands.user_list)

@@ -190,14 +190,32 @@ class CaseProjection:
                 refold.append((case_id, current is None))
         if not refold:
             return
-        logs = events_of_many([cid for cid, _ in refold])
-        for case_id, new in refold:
+        self.refold([cid for cid, _ in refold], events_of_many=events_of_many, new={c for c, n in refold if n})
+
+    def refold(
+        self,
+        case_ids: list[str],
+        *,
+        events_of_many: Callable[[list[str]], dict[str, list[Event]]],
+        new: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Fold these cases again from the log (after events were added late or set aside)."""
+        logs = events_of_many(case_ids)
+        for case_id in case_ids:
             try:
                 view = rules.fold(logs[case_id], self.who)
                 if view is not None:  # None: only actions so far, the registration has not arrived
-                    self._save(view, new=new)
+                    self._save(view, new=case_id in new)
+                else:
+                    self._drop(case_id)
             except _MALFORMED:
                 self._unprojectable(case_id)
+
+    def _drop(self, case_id: str) -> None:
+        """A case whose registration is no longer in the log (set aside): no row, no search terms."""
+        self._cache.pop(case_id, None)
+        self.db.execute_sql("DELETE FROM case_view WHERE case_id = ?", (case_id,))
+        self.db.execute_sql("DELETE FROM case_term WHERE case_id = ?", (case_id,))
 
     def _unprojectable(self, case_id: str) -> None:
         # An authentic event whose body the projection cannot even read (another program's bug):

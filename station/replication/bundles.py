@@ -44,7 +44,7 @@ from schema.org import Level, OrgCode
 from station import clock
 from station.replication import identity as I
 from station.replication import registry, relay
-from station.replication.pull import store_page, verify_page
+from station.replication.pull import Stored, after_pull, store_page, verify_page
 from station.replication.push import MAX_BATCH, apply_receipt, build_segments, next_seq, pending_own
 from station.store.atomicfile import atomic_write
 from sync import bounded, envelope
@@ -362,10 +362,14 @@ def apply_return(
         raise ProtocolError("malformed", "回执文件内容不完整")
     verified = [verify_page(county, p, station=own) for p in pages]  # all or nothing
     verified.sort(key=lambda de: de[0]["from"])
-    new = 0
+    stored = Stored()
     for doc, events in verified:
         contiguous = doc["from"] <= I.cursor(session)
-        new += store_page(session, doc, events, advance=contiguous)
+        stored.add(store_page(session, doc, events, advance=contiguous, source="return"))
+    new = stored.new
+    skipped: list[str] = []
+    after_pull(session, stored, skipped)
+    result.lines += [f"{name}：{line}" for line in skipped]
     acked = 0
     for wire in receipts:
         try:

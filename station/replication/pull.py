@@ -6,6 +6,12 @@ the cursor we asked from, and every event's hash must match its content. Events 
 only the county publishes (catalog, calendar, registry, revocations) must come from the county's
 own chain. A page that fails any of this is refused whole and nothing of it is saved.
 
+Then each event of another station is checked again for authority and clock
+(``station.replication.admission``): one that fails is set aside with its reason, never folded,
+and the rest of the page is stored — refusing the page would block the pull for ever. The
+county's copy of an event wins over a different one we hold for the same place in that
+station's chain (``Store.ingest(authoritative=True)``); the displaced one is set aside too.
+
 The page's events and the new cursor are written in ONE transaction, so an interrupted pull
 resumes exactly where the last stored page ended; a page received twice changes nothing (ingest
 skips known ids).
@@ -17,15 +23,18 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from schema import canonical
 from schema.events import ENVELOPE_FIELDS, Event
 from station import clock
+from station.replication import admission, registry
 from station.replication import identity as I
 from station.replication.context import ERROR, STAGE_PULL, Ctx
 from station.replication.push import revoked_stop
+from station.session import apply_disables
 from sync import api, bounded, envelope, scope
 from sync.client import Offline
 from sync.crypto import unb64, verify
@@ -114,13 +123,47 @@ def verify_page(county: I.County, wire: Any, *, station: str, cursor: int | None
     return doc, out
 
 
-def store_page(session, doc: dict[str, Any], events: list[Event], *, advance: bool) -> int:
-    """Ingest a verified page and (if ``advance``) move the cursor to its end, in one transaction."""
+@dataclass
+class Stored:
+    """What storing a page did."""
+
+    new: int = 0
+    skipped: list[tuple[Event, str]] = field(default_factory=list)  # set aside, with the reason
+    replaced: list[Event] = field(default_factory=list)  # our copies the county's displaced
+
+    def add(self, other: Stored) -> None:
+        self.new += other.new
+        self.skipped += other.skipped
+        self.replaced += other.replaced
+
+    def messages(self, session) -> list[str]:
+        """Chinese lines for the sync report (empty when nothing was skipped or replaced)."""
+        names = {e.station: e.name for e in registry.stations(session.db) if e.name}
+        lines = admission.summary(self.skipped, names)
+        for ev in self.replaced:
+            who = names.get(ev.station) or f"工作站 {ev.station[:8]}"
+            lines.append(f"{who} 的第{ev.seq}条记录与县中心保存的不同，已按县中心的记录为准（本站原有的已搁置）")
+        return lines
+
+
+def store_page(session, doc: dict[str, Any], events: list[Event], *, advance: bool, source: str = "pull") -> Stored:
+    """Store a verified page's admitted events, set the others aside, and (if ``advance``) move the
+    cursor to its end — in one transaction."""
+    ref = _county_ms(doc.get("now"))
+    ref = clock.ms(clock.now()) if ref is None else ref
+    out = Stored()
     with session.store.writing():
-        n = session.store.ingest(events)
+        county = registry.county_station(session.db)
+        ours = [e for e in events if e.station == county]  # the registry first: the rest is judged by it
+        out.new += session.store.ingest(ours, authoritative=True)
+        screened = admission.screen(session, [e for e in events if e.station != county], ref_ms=ref)
+        out.new += session.store.ingest(screened.admitted, authoritative=True)
+        out.replaced += session.store.last_ingest.replaced
+        session.store.set_aside(screened.refused, source)
+        out.skipped += screened.refused
         if advance and doc["to"] > I.cursor(session):
             session.store.set_meta(I.CURSOR, str(doc["to"]))
-    return n
+    return out
 
 
 def pull_limit(session) -> int:
@@ -192,6 +235,24 @@ def pull(ctx: Ctx) -> None:
 
 
 def _pull(ctx: Ctx) -> None:
+    stored = Stored()
+    try:
+        _pages(ctx, stored)
+    finally:
+        after_pull(ctx.session, stored, ctx.report.messages)
+
+
+def after_pull(session, stored: Stored, messages: list[str]) -> None:
+    """Say what was set aside (a warning: the rest went through) and apply the county admin's
+    disables of our own users to their key slots."""
+    for line in stored.messages(session):
+        if line not in messages:
+            messages.append(line)
+    if stored.new:
+        apply_disables(session.store, session.slots)
+
+
+def _pages(ctx: Ctx, stored: Stored) -> None:
     session, report = ctx.session, ctx.report
     limit = pull_limit(session)
     timeouts = 0
@@ -230,7 +291,9 @@ def _pull(ctx: Ctx) -> None:
             county_ms = _county_ms(doc.get("now"))
             if county_ms is not None:  # the county's clock, from the first page (no extra round trip)
                 report.offset_ms = county_ms - (before + clock.ms(clock.now())) // 2
-        report.pulled += store_page(session, doc, events, advance=True)
+        page = store_page(session, doc, events, advance=True)
+        stored.add(page)
+        report.pulled += page.new
         pages += 1
         ctx.tick(STAGE_PULL, report.pulled, None)
         if not doc["more"] or doc["to"] <= cursor:

@@ -193,6 +193,7 @@ class Answer:
     reason: str = ""
     send_from: Any = None
     retry: bool = False
+    seq: Any = None  # the event the refusal names, if it names one
 
 
 def parse_result(raw: Any) -> Answer:
@@ -206,6 +207,7 @@ def parse_result(raw: Any) -> Answer:
             reason=reason or "县中心拒收（未说明原因）",
             send_from=raw.get("send_from"),
             retry=bool(raw.get("retry")),
+            seq=raw.get("seq"),
         )
     return Answer(raw["status"], receipt=raw.get("receipt"))
 

@@ -44,14 +44,26 @@ def _meta(db, key: str) -> str | None:
     return row[0] if row else None
 
 
-def county_station(db) -> str | None:
+def _county(db) -> dict:
     raw = _meta(db, "sync.county")
-    if not raw:
-        return None
     try:
-        return json.loads(raw).get("station")
+        doc = json.loads(raw) if raw else {}
     except ValueError:
-        return None
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def county_station(db) -> str | None:
+    return _county(db).get("station")
+
+
+def orgs(db) -> dict[str, str]:
+    """station → its enrolled org: every registered station, and the county's own chain."""
+    out = dict(db.execute_sql("SELECT station, org FROM registry").fetchall())
+    county = _county(db)
+    if county.get("station") and county.get("code"):
+        out[county["station"]] = county["code"]
+    return out
 
 
 def rebuild(db, station: str, own_station: str) -> Entry | None:
@@ -98,6 +110,16 @@ def rebuild(db, station: str, own_station: str) -> Entry | None:
     if station == own_station:
         _own_state(db, entry)
     return _entry(tuple(entry[c.strip()] for c in COLUMNS.split(",")))
+
+
+def remember(db, station: str, org: str, name: str = "") -> None:
+    """A station known without the county's events: the demo county's simulated stations (and
+    tests). A later ``station.enrolled`` from the county replaces the row."""
+    level = OrgCode(org).level.value
+    db.execute_sql(
+        f"INSERT OR REPLACE INTO registry ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (station, org, level, name, "", "", "", 0, "", None),
+    )
 
 
 def _own_state(db, entry: dict) -> None:

@@ -2,16 +2,22 @@
 county's answers for those villages come back down with it.
 
 * Import (``import_segments``): each segment is checked against the station registry. A village
-  below us whose key we know is verified now and its events are ingested (the township can
-  review those cases at once); a station we do not know yet is kept *unverified* — it is relayed
-  all the same (the county verifies everything it receives) and verified and ingested here after
-  a later pull brings its ``station.enrolled`` (``verify_pending``). Raw segments are kept
+  below us whose key we know is verified now and passes the same scope, clock and authority
+  checks as at the county (``admission.check_segment``) before anything of it is stored; then
+  its events are ingested (the township can review those cases at once). A segment that fails
+  is refused with its reason and not relayed; its events are set aside (``quarantine``). A station we do not know yet, or a segment we
+  cannot judge yet (a case or user we have not received, a clock ahead of ours), is kept
+  *unverified* — it is relayed all the same (the county checks everything it receives) and
+  judged and ingested here after a later pull (``verify_pending``). Raw segments are kept
   exactly as signed in ``relay_segment``.
 * Push (``push_relayed``): pending segments go up, several per request. A verified county
   receipt for a segment deletes it from the outbox (the county has it; its events are in our
   log, or will come down with the pull). A ``gap`` keeps it until an earlier segment of that
   village arrives; a ``scope`` refusal marked ``retry`` is tried again next sync; any other
-  refusal is kept as ``refused`` with the county's reason, and never blocks the other villages.
+  refusal is kept as ``refused`` with the county's reason, and never blocks the other villages;
+  the county's word wins: when it names the event it refused, that event and the rest of the
+  segment (which it did not store either) are set aside here again if we took them in for
+  review (``quarantine``, with the county's reason) and their cases refolded.
 * Returns (``fetch_returns``): for every village whose bundle came through here, a pull "for"
   that village from the cursor its bundle carried; the county answers with a ``return``
   envelope sealed to the village (unreadable here), stored until ``bundle export`` writes it to
@@ -27,8 +33,8 @@ from typing import Any
 
 from schema.org import OrgCode
 from station import clock
+from station.replication import admission, registry
 from station.replication import identity as I
-from station.replication import registry
 from station.replication.context import OFFLINE, STAGE_RELAY, STAGE_RETURN, Ctx
 from station.replication.push import (
     MAX_COMPRESSED,
@@ -38,7 +44,7 @@ from station.replication.push import (
     seal_push,
     verify_receipt,
 )
-from sync import api, envelope, scope
+from sync import api, envelope
 from sync.client import Offline, ServerFault
 from sync.crypto import unb64
 from sync.errors import ProtocolError
@@ -63,12 +69,18 @@ def below_us(session, org: str) -> bool:
     return org != own and OrgCode(own).covers(org)
 
 
-def _ingest_segment(session, wire: Any, entry: registry.Entry) -> int:
-    """Verify a village segment with its registered key and ingest its events (in the caller's txn)."""
+def _ingest_segment(session, wire: Any, entry: registry.Entry) -> int | None:
+    """Verify a village segment with its registered key, check it as the county would and ingest
+    its events (in the caller's txn). None: we cannot judge it yet (it stays unverified);
+    ProtocolError: refused."""
     _, events = open_segment(wire, unb64(entry.sign_pub, "sign_pub"))
-    for ev in events:
-        if ev.kind in scope.COUNTY_KINDS:
-            raise ProtocolError("kind", f"村工作站的数据中含有只能由县中心发布的“{ev.kind}”记录，已拒收")
+    try:
+        admission.check_segment(session, entry.org, events, now_ms=clock.ms(clock.now()))
+    except ProtocolError as e:
+        if e.detail.get("retry"):
+            return None
+        session.store.set_aside([(ev, e.message) for ev in events], "relay")  # kept, with why, never folded
+        raise
     return session.store.ingest(events)
 
 
@@ -99,8 +111,9 @@ def import_segments(
             verified = 0
             if entry is not None:
                 try:
-                    out.events += _ingest_segment(session, wire, entry)
-                    verified = 1
+                    n = _ingest_segment(session, wire, entry)
+                    verified = int(n is not None)
+                    out.events += n or 0
                 except ProtocolError as e:
                     out.refused.append(
                         f"{entry.name or h.station[:8]} 的第{h.first}–{h.last}条记录：{e.message}"
@@ -148,7 +161,8 @@ def note_station(session, station: str, *, cursor: Any = None, acked: Any = None
 def verify_pending(session) -> int:
     """Verify and ingest kept segments whose station the registry now knows. Returns events ingested."""
     rows = session.db.execute_sql(
-        "SELECT id, station, wire FROM relay_segment WHERE verified = 0 AND state = 'pending'"
+        "SELECT id, station, wire FROM relay_segment WHERE verified = 0 AND state = 'pending' "
+        "ORDER BY station, first"
     ).fetchall()
     n = 0
     for rid, station, raw in rows:
@@ -160,10 +174,13 @@ def verify_pending(session) -> int:
                 _refuse(session, rid, "scope", "该工作站不属于本站管辖")
                 continue
             try:
-                n += _ingest_segment(session, json.loads(raw), entry)
+                got = _ingest_segment(session, json.loads(raw), entry)
             except ProtocolError as e:
                 _refuse(session, rid, e.code, e.message)
                 continue
+            if got is None:
+                continue  # still cannot judge it: the county will
+            n += got
             session.db.execute_sql("UPDATE relay_segment SET verified = 1 WHERE id = ?", (rid,))
     return n
 
@@ -265,7 +282,23 @@ def _relay_result(ctx: Ctx, row: tuple, res) -> None:
         return
     with session.store.writing():
         _refuse(session, rid, res.error, res.reason)
-    report.note(f"{name} 的第{first}–{last}条记录被县中心拒收：{res.reason}")
+        withdrawn = _withdraw(session, station, row[5], res.seq, f"县中心拒收：{res.reason}")
+    extra = f"；本站已撤下其中先行收下的 {withdrawn} 条记录" if withdrawn else ""
+    report.note(f"{name} 的第{first}–{last}条记录被县中心拒收：{res.reason}{extra}")
+
+
+def _withdraw(session, station: str, raw: str, seq: Any, reason: str) -> int:
+    """The county refused event ``seq`` of a segment we relayed: set aside that event and the rest
+    of the segment if we took them in for review. The county stored none of them (a segment is
+    refused whole, and what it already held comes before the event it refused)."""
+    entry = registry.lookup(session.db, station)
+    if entry is None or type(seq) is not int:
+        return 0
+    try:
+        _, events = open_segment(json.loads(raw), unb64(entry.sign_pub, "sign_pub"))
+    except (ProtocolError, ValueError):
+        return 0  # never taken in: it did not verify here either
+    return session.store.withdraw([e for e in events if e.seq >= seq], reason, "relay")
 
 
 def _name(session, station: str) -> str:

@@ -35,6 +35,8 @@ class SyncStatus:
     blocked: str  # why pushing our own chain stopped ("" if it did not)
     last_error: str  # Chinese, "" after a clean sync
     relay_refused: list[dict[str, Any]] = field(default_factory=list)
+    set_aside: int = 0  # received events not taken in (authority, clock, the county's copy won)
+    set_aside_recent: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def sendable(self) -> int:
@@ -78,6 +80,10 @@ class SyncStatus:
             lines.append("上传已暂停：" + self.blocked)
         for r in self.relay_refused:
             lines.append(f"下级站 {r['station'][:8]} 第{r['first']}–{r['last']}条被拒收：{r['reason']}")
+        if self.set_aside:
+            lines.append(f"收到的记录中有 {self.set_aside} 条未采用（已搁置，不影响其他记录），最近的：")
+            for r in self.set_aside_recent:
+                lines.append(f"  工作站 {r['station'][:8]} 第{r['seq']}条：{r['reason']}")
         if self.last_error:
             lines.append("上次同步的问题：" + self.last_error)
         return "\n".join(lines)
@@ -102,6 +108,8 @@ class SyncStatus:
             "blocked": self.blocked,
             "last_error": self.last_error,
             "relay_refused": self.relay_refused,
+            "set_aside": self.set_aside,
+            "set_aside_recent": self.set_aside_recent,
             "message": self.message,
         }
 
@@ -165,4 +173,6 @@ def sync_status(session) -> SyncStatus:
         blocked=str(blocked.get("reason", "")),
         last_error=session.store.meta(I.LAST_ERROR) or "",
         relay_refused=relay.refused_rows(session),
+        set_aside=session.store.set_aside_count(),
+        set_aside_recent=session.store.set_aside_recent(),
     )

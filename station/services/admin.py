@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schema import events as K
+from schema.authority import roles_at
 from schema.errors import TransitionError, UserError, ValidationError
 from schema.org import OrgCode, Role
 from station.config import StationConfig
 from station.services import users as users_service
-from station.session import Session, check_role_for_station
+from station.session import Session
 from station.store.keyslots import Protection, SlotInfo, WrongPin, validate_pin
 
 IDLE_MIN, IDLE_MAX = 1, 120
@@ -129,16 +130,7 @@ class UserRow:
 
 def manageable_roles(session: Session) -> list[Role]:
     """Roles the signed-in user may add at this station (lower roles that may work here)."""
-    out = []
-    for role in Role:
-        if not session.user.role.outranks(role):
-            continue
-        try:
-            check_role_for_station(role, session.config.org)
-        except ValidationError:
-            continue
-        out.append(role)
-    return out
+    return [r for r in roles_at(OrgCode(session.config.org).level) if session.user.role.outranks(r)]
 
 
 def can_manage_users(session: Session) -> bool:

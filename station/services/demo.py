@@ -30,6 +30,7 @@ from schema.validation import id_check_char
 from schema.workdays import TimeUnit
 from station import clock
 from station.config import DataDir
+from station.replication import registry
 from station.services import catalog as catalogs
 from station.services import users
 from station.session import Session, init_station, unlock
@@ -433,6 +434,9 @@ def build_demo(
         sims, events = simulate(
             cases=cases, seed=seed, cal=session.store.cases.calendar(), now=clock.now(), progress=progress
         )
+        with session.store.writing():  # as if each had enrolled: the fold judges events by their station
+            for sim in sims.values():
+                registry.remember(session.db, sim.station_id, sim.org, sim.name)
         written = 0
         pending: list[Event] = []
         for ev in events:

@@ -1,24 +1,22 @@
 """Station user accounts: events for the record, key slots for the keys.
 
-A role manages only roles below it (the county admin manages everyone), so
-the county or township staff who set up a village PC create its agents'
-accounts; nobody re-encrypts the database to do it.
+A station holds only the roles of its level (``schema.authority``: a village 代办员 and
+管理员, a township 窗口人员 and 管理员, the county 审批人员 and 管理员), and a role manages
+only roles below it (a 管理员 manages every account of its station), so the local
+管理员 set up by county IT creates the station's accounts; nobody re-encrypts the
+database to do it. Users act for the station's own org.
 """
 
 from __future__ import annotations
 
 from schema import events as K
+from schema.authority import check_role_at
 from schema.errors import TransitionError, ValidationError
 from schema.ids import new_id
-from schema.org import OrgCode, Role
+from schema.org import Role
 from schema.validation import check_person_name
-from station.session import Session, check_role_for_station
+from station.session import Session
 from station.store.keyslots import SlotInfo, validate_pin
-
-
-def user_org(station_org: str, role: Role) -> str:
-    """The org a user acts for: the station's own org, or its ancestor at the role's level."""
-    return OrgCode(station_org).ancestor(role.level)
 
 
 def check_can_manage(session: Session, role: Role, what: str) -> None:
@@ -28,11 +26,11 @@ def check_can_manage(session: Session, role: Role, what: str) -> None:
 
 def add_user(session: Session, login: str, role: Role, pin: str, name: str | None = None) -> SlotInfo:
     check_can_manage(session, role, "添加")
-    check_role_for_station(role, session.config.org)
+    check_role_at(role, session.config.org)
     display = check_person_name(name, label="用户姓名") if name else login
     validate_pin(pin)
     user_id = new_id()
-    org = user_org(session.config.org, role)
+    org = session.config.org
     # Write the event and the slot together: the slot file is written inside the
     # transaction, so a failed slot write rolls the event back.
     with session.store.writing():

@@ -16,6 +16,8 @@ import json
 import logging
 from typing import Any
 
+from peewee import fn
+
 from sync.server.config import now_ms
 from sync.server.db import CountyDB
 
@@ -28,6 +30,7 @@ ALARM_KINDS = {
     "signature": "签名不符",
     "conflict": "记录编号冲突",
     "replay": "重放的请求",
+    "authority": "越权记录",
 }
 BLAME_INTERVAL_MS = 10 * 60 * 1000
 
@@ -92,6 +95,18 @@ def blame(cdb: CountyDB, kind: str, source: str, **detail: Any) -> None:
                 raise_alarm(cdb, kind, "", source=source, **detail)
     except Exception:  # noqa: BLE001 - an alarm must not turn a refusal into a crash
         log.exception("could not record an alarm")
+
+
+def alarm_hourly(cdb: CountyDB, kind: str, station: str, **detail: Any) -> None:
+    """:func:`alarm_now`, at most one of ``kind`` an hour per station (for what repeats every sync)."""
+    A = cdb.m.Alarm
+    try:
+        last = A.select(fn.MAX(A.at)).where((A.station == station) & (A.kind == kind)).scalar()
+    except Exception:  # noqa: BLE001 - an alarm must never turn a refusal into a crash
+        log.exception("could not read the alarms")
+        return
+    if last is None or now_ms() - last > 3_600_000:
+        alarm_now(cdb, kind, station, **detail)
 
 
 def alarms(cdb: CountyDB, *, station: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

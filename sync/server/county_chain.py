@@ -3,7 +3,8 @@
 County-published events are ordinary events (``actor="county-center"``, ``role="admin"``,
 ``org=<county code>``) on the county's own chain (gapless ``seq``, ``prev`` hash), with an
 HLC that has also seen every pushed event's HLC, so a county event sorts after everything
-the county had received when it was published. They are GLOBAL: every station pulls them.
+the county had received when it was published — but never more than the drift bound past
+the county's clock (``schema.hlc.receive``), whatever a station's head says. They are GLOBAL: every station pulls them.
 :func:`append` runs inside the caller's write transaction, so the event and whatever it
 records (a station row, a revocation …) are stored together or not at all.
 """
@@ -34,7 +35,7 @@ def append(cdb: CountyDB, county: County, kind: str, subject: str, body: dict[st
         raise RuntimeError("the county's own station row is missing")
     seen = S.select(fn.MAX(S.head_hlc)).scalar() or 0
     ms = now_ms()
-    hlc = HLC.tick(max(row.head_hlc, seen), ms)
+    hlc = HLC.receive(row.head_hlc, seen, ms)
     ev = seal(
         id=new_id(ms),
         station=county.station,

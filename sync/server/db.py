@@ -11,7 +11,8 @@ Tables (see docs/county-center.md for the full layout):
                    ``scope``/``township`` (sync.scope) index the pulls of villages and townships.
 ``case_scope``     case id → scope, set by ``case.registered``.
 ``enroll_code``    one-time enrollment codes: id and sealed confirmation key, never the code.
-``staff``          the staff directory folded from ``user.*`` events.
+``staff``          the staff directory folded from ``user.*`` events: the accounts that
+                   authority checks (schema.authority) look up.
 ``alarm``          forks, clock problems, refusals of revoked stations, forged signatures …;
                    ``source`` names the address an unauthenticated input came from.
 ``audit``          every refusal (time, remote, station, endpoint, status, code, reason).
@@ -51,8 +52,14 @@ from peewee import (
 
 from schema.errors import UserError
 
-SCHEMA_VERSION = 2  # 2: enroll_code keeps a code id and a sealed confirmation key (sync.enrollment)
+# 2: enroll_code keeps a code id and a sealed confirmation key (sync.enrollment);
+# 3: staff.added_seq/disabled_seq, quarantined events, alarm.source, station.cursor_at,
+#    request_nonce (sync.server.upgrade holds every step).
+SCHEMA_VERSION = 3
 LOG_LOCK_KEY = 847_001  # pg_advisory_xact_lock key for appending to the event table
+# event.flags bit: stored before clocks were bounded and beyond the bound — kept, never served
+# to a pull (sync.server.upgrade). The clock-plausibility bits are in sync.server.ingest.
+FLAG_QUARANTINED = 8
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -187,6 +194,8 @@ def _models(database: Database) -> Models:
         station = CharField(max_length=64, default="")
         disabled = BooleanField(default=False)
         added_hlc = BigIntegerField(default=-1)
+        added_seq = BigIntegerField(default=0)  # the seq of the user.added in its station's chain
+        disabled_seq = BigIntegerField(null=True)  # the seq of its own station's user.disabled
 
         class Meta:
             table_name = "staff"
@@ -248,21 +257,6 @@ class CountyDB:
         with self.database.atomic():
             self.database.create_tables(self.m.all(), safe=True)
             self.m.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
-
-    def upgrade(self) -> None:
-        """Bring an initialised database of an older schema up to :data:`SCHEMA_VERSION`.
-
-        1 → 2: codes were stored as plain SHA-256 hashes, which the new enrollment cannot use;
-        the table is recreated (unused old codes become invalid: the admin issues new ones).
-        """
-        if not self.initialised() or self.get_meta("schema_version") != "1":
-            return
-        with self.write():
-            if self.get_meta("schema_version") != "1":  # another process did it meanwhile
-                return
-            self.database.drop_tables([self.m.EnrollCode])
-            self.database.create_tables([self.m.EnrollCode])
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def initialised(self) -> bool:
         try:
@@ -374,7 +368,6 @@ def connect(url: str) -> CountyDB:
         raise DatabaseUnavailable(
             f"无法连接数据库（{type(e).__name__}），请检查数据库地址和数据库服务是否运行"
         ) from None
-    cdb.upgrade()
     return cdb
 
 

@@ -10,12 +10,16 @@ stored head (``head_seq``/``head_hash``):
   (deterministic) receipt; different → ``fork``;
 - ``first > head + 1``: ``gap``, ``send_from = head + 1``;
 - otherwise the overlap must be the stored chain (else ``fork``) and the new part is
-  stored if every event's scope allows it (else ``scope``/``kind``, the segment as a whole).
+  stored if every event's scope allows it (else ``scope``/``kind``), its clock is within
+  the bound (``schema.hlc``: else ``clock``, a retry when it is only ahead of the county's
+  time) and the station had the authority for what it claims (``schema.authority``: org,
+  role and actor against the station row and the staff directory, else ``authority``) —
+  the segment as a whole.
 
 Business validity is not checked: an authentic event that breaks a case rule is stored.
-Forks, forged signatures on enrolled stations, duplicate event ids (``conflict``) and
-implausible clocks raise alarms; nothing of a refused segment is stored. A receipt is
-made only after the commit.
+Forks, forged signatures on enrolled stations, duplicate event ids (``conflict``), claims
+beyond a station's authority and implausible clocks raise alarms; nothing of a refused
+segment is stored. A receipt is made only after the commit.
 """
 
 from __future__ import annotations
@@ -30,16 +34,16 @@ from typing import Any
 from peewee import IntegrityError
 
 from schema import events as K
-from schema.errors import ValidationError
+from schema import hlc as HLC
+from schema.authority import Account, Ledger, referenced_users
 from schema.events import Event
-from schema.org import OrgCode
 from sync import bounded, envelope
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
 from sync.messages import _TYPES, VERSION, WIRE_FIELDS, SegmentHeader, make_receipt, segment_header
 from sync.scope import GLOBAL, is_case, scope_of, township_of
 from sync.server import registry
-from sync.server.audit import alarm_now, blame, raise_alarm, record_refusal
+from sync.server.audit import alarm_hourly, alarm_now, blame, raise_alarm, record_refusal
 from sync.server.config import CST, now_ms
 from sync.server.db import CountyDB, insert_case_scopes, insert_events
 from sync.server.keystore import County
@@ -261,11 +265,12 @@ def ingest_segment(
             raise
         except DATA_ERRORS:
             raise malformed("同步段中的记录含有无法处理的数据") from None
-        _check_events(events, row.org)
+        _check_events(events)
         return _store(cdb, county, row.sign_pub, h, events)
     except ProtocolError as e:
-        if e.code in ("fork", "conflict"):
-            alarm_now(cdb, e.code, station, first=first, last=last, **_alarm_detail(e))
+        if e.code in ("fork", "conflict", "authority", "clock"):
+            alarm = alarm_hourly if e.detail.get("retry") else alarm_now  # a clock ahead retries every sync
+            alarm(cdb, e.code, station, first=first, last=last, **_alarm_detail(e))
         return SegmentResult(station, "refused", error=e, first=first, last=last)
 
 
@@ -281,8 +286,7 @@ def _alarm_detail(e: ProtocolError) -> dict[str, Any]:
     return {k: v for k, v in e.detail.items() if k in ("seq", "stored", "received", "event")}
 
 
-def _check_events(events: list[Incoming], station_org: str) -> None:
-    acting_ok: dict[str, bool] = {}
+def _check_events(events: list[Incoming]) -> None:
     for ev in events:
         if not ev.id or len(ev.id) > 100 or "\x00" in ev.id:
             raise malformed(f"第{ev.seq}条记录的编号无效")
@@ -290,16 +294,6 @@ def _check_events(events: list[Incoming], station_org: str) -> None:
             raise malformed(f"第{ev.seq}条记录的类型或对象编号无效")
         if not 0 <= ev.hlc <= MAX_HLC:
             raise malformed(f"第{ev.seq}条记录的逻辑时钟无效")
-        ok = acting_ok.get(ev.org)
-        if ok is None:
-            try:
-                ok = acting_ok[ev.org] = OrgCode(ev.org).covers(station_org)
-            except ValidationError:
-                raise malformed(f"第{ev.seq}条记录的单位代码无效") from None
-        if not ok:
-            raise ProtocolError(
-                "scope", f"第{ev.seq}条记录以单位 {ev.org} 的名义办理，超出本工作站（{station_org}）的权限"
-            )
 
 
 def _at_ms(at: str) -> int | None:
@@ -309,13 +303,20 @@ def _at_ms(at: str) -> int | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=CST)
-    return int(dt.timestamp() * 1000)
+    try:
+        return int(dt.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _clock_flags(events: list[Incoming], prev_at: str, now: int) -> list[int]:
+    """Flags of plausible clocks; a clock beyond the bound (``schema.hlc``) refuses the segment."""
     flags, prev = [], _at_ms(prev_at) if prev_at else None
     for ev in events:
         ms, f = _at_ms(ev.at), 0
+        problem = HLC.bound_problem(ev.hlc, ms, now)
+        if problem is not None:
+            raise _clock_refusal(ev.seq, problem)
         if ms is None:
             f = FLAG_CLOCK_UNREADABLE
         else:
@@ -326,6 +327,35 @@ def _clock_flags(events: list[Incoming], prev_at: str, now: int) -> list[int]:
             prev = ms
         flags.append(f)
     return flags
+
+
+def _clock_refusal(seq: int, problem: HLC.ClockProblem) -> ProtocolError:
+    if problem.ahead:
+        return ProtocolError(
+            "clock",
+            f"第{seq}条记录：{problem.reason}。本工作站的时钟可能不准：这些记录先留在本机，"
+            "等县中心的时间赶上后会自动上传；请校正电脑的日期和时间",
+            seq=seq,
+            retry=True,
+        )
+    return ProtocolError("clock", f"第{seq}条记录：{problem.reason}，已拒收并报警", seq=seq)
+
+
+def _check_authority(cdb: CountyDB, row, events: list[Incoming]) -> None:
+    """Every new event's org, role and actor must be ones the station holds (schema.authority)."""
+    St = cdb.m.Staff
+    wanted = sorted(referenced_users(events))
+    accounts = []
+    for i in range(0, len(wanted), 500):
+        q = St.select(St.user_id, St.station, St.role, St.added_seq, St.disabled_seq).where(
+            St.user_id.in_(wanted[i : i + 500])
+        )
+        accounts += [Account(*r) for r in q.tuples()]
+    ledger = Ledger(accounts)
+    for ev in events:
+        reason = ledger.admit(ev, row.org)
+        if reason is not None:
+            raise ProtocolError("authority", f"第{ev.seq}条记录：{reason}。整段已拒收并报警", seq=ev.seq)
 
 
 def _scopes(cdb: CountyDB, events: list[Incoming], station_org: str) -> list[str]:
@@ -426,6 +456,7 @@ def _touch_quietly(cdb: CountyDB, station: str) -> None:
 def _append(cdb: CountyDB, row, new: list[Incoming], received: int, result: SegmentResult) -> None:
     scopes = _scopes(cdb, new, row.org)
     flags = _clock_flags(new, row.head_at, received)
+    _check_authority(cdb, row, new)
     townships: dict[str, str] = {}
     rows = []
     for ev, scope, f in zip(new, scopes, flags, strict=True):
@@ -457,7 +488,7 @@ def _append(cdb: CountyDB, row, new: list[Incoming], received: int, result: Segm
         insert_case_scopes(cdb, registrations)
     for ev in new:
         if ev.kind in (K.USER_ADDED, K.USER_DISABLED):
-            _fold_staff(cdb, ev)
+            _fold_staff(cdb, ev)  # admitted by _check_authority: body.user_id is the subject
     flagged = [(ev.seq, f) for ev, f in zip(new, flags, strict=True) if f]
     if flagged:
         result.flags = {
@@ -470,29 +501,31 @@ def _append(cdb: CountyDB, row, new: list[Incoming], received: int, result: Segm
 
 
 def _fold_staff(cdb: CountyDB, ev: Incoming) -> None:
-    """The county's staff directory (``county-center users``); tolerant of odd bodies."""
+    """The county's staff directory (``county-center users``) and the accounts authority checks use.
+
+    A user belongs to the station that added it, once; a ``user.disabled`` from that station
+    also records the seq from which its events are refused (a county admin's does not).
+    """
     St = cdb.m.Staff
     b = ev.body
-    uid = str(b.get("user_id") or ev.subject)[:200]
-    existing = St.get_or_none(St.user_id == uid)
+    uid = ev.subject
     if ev.kind == K.USER_DISABLED:
-        if existing is None:
-            St.create(user_id=uid, station=ev.station, disabled=True)
-        else:
-            St.update(disabled=True).where(St.user_id == uid).execute()
-        return
-    values = {
-        "login": str(b.get("login", ""))[:200],
-        "name": str(b.get("name", ""))[:200],
-        "role": str(b.get("role", ""))[:32],
-        "org": str(b.get("org", ""))[:32],
-        "station": ev.station,
-        "added_hlc": ev.hlc,
-    }
-    if existing is None:
-        St.create(user_id=uid, **values)
-    elif ev.hlc >= existing.added_hlc:
+        existing = St.get(St.user_id == uid)
+        values: dict[str, Any] = {"disabled": True}
+        if existing.station == ev.station and (existing.disabled_seq is None or ev.seq < existing.disabled_seq):
+            values["disabled_seq"] = ev.seq
         St.update(**values).where(St.user_id == uid).execute()
+        return
+    St.insert(
+        user_id=uid,
+        login=str(b.get("login", ""))[:200],
+        name=str(b.get("name", ""))[:200],
+        role=str(b.get("role", ""))[:32],
+        org=str(b.get("org", ""))[:32],
+        station=ev.station,
+        added_hlc=ev.hlc,
+        added_seq=ev.seq,
+    ).on_conflict_ignore().execute()
 
 
 # -- several segments (a push, a bundle) ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from sync import enrollment
 from sync.crypto import KeyPair, PublicKeys, b64, unb64, unwrap_secret, wrap_secret
 from sync.server.config import now_iso
 from sync.server.db import CountyDB
+from sync.server.upgrade import upgrade
 
 
 class NotInitialised(UserError):
@@ -129,6 +130,7 @@ def load_county(cdb: CountyDB) -> County:
     if not cdb.initialised():
         raise NotInitialised(f"数据库 {cdb.url} 尚未初始化，请先运行 county-center init")
     d = cdb.get_meta_json("county")
+    upgrade(cdb, d["station"])
     return County(
         code=d["code"],
         name=d["name"],

@@ -1,7 +1,7 @@
 """Pull: pages of the county log in a station's scope, after its cursor (DESIGN.md §5.5).
 
 A page holds the events with county position > ``cursor`` that the station may see
-(:func:`sync.scope.visible`), excluding its own, oldest first, at most ``limit`` (and about
+(:func:`sync.scope.visible`), excluding its own and quarantined ones, oldest first, at most ``limit`` (and about
 ``page_max_bytes`` of events). Each event is served as the canonical JSON stored at ingest;
 the signed page text is assembled around those stored texts, so no event is re-encoded.
 
@@ -38,7 +38,7 @@ from sync.messages import VERSION, doc_header, make_receipt
 from sync.server import registry
 from sync.server.audit import alarm_now
 from sync.server.config import Settings, now_iso
-from sync.server.db import _ENCODER, CountyDB
+from sync.server.db import _ENCODER, FLAG_QUARANTINED, CountyDB
 from sync.server.ingest import DATA_ERRORS, MAX_SEQ, parse_json
 from sync.server.keystore import County
 
@@ -55,7 +55,9 @@ def top_position(cdb: CountyDB) -> int:
 
 def _streams(cdb: CountyDB, *, org: str, level: str, exclude: str, cursor: int, top: int):
     E = cdb.m.Event
-    base = E.select(E.pos, E.data).where((E.pos > cursor) & (E.pos <= top) & (E.station != exclude))
+    base = E.select(E.pos, E.data).where(
+        (E.pos > cursor) & (E.pos <= top) & (E.station != exclude) & (E.flags.bin_and(FLAG_QUARANTINED) == 0)
+    )
     if level == "county":
         return [base]
     if level == "township":

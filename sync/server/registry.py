@@ -18,7 +18,6 @@ import secrets
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from peewee import fn
 
 from schema import events as K
 from schema.errors import UserError, ValidationError
@@ -27,7 +26,7 @@ from sync import enrollment
 from sync.crypto import PublicKeys, b64
 from sync.errors import ProtocolError, malformed
 from sync.server import county_chain
-from sync.server.audit import alarm_now
+from sync.server.audit import alarm_hourly
 from sync.server.config import now_iso, now_ms
 from sync.server.db import CountyDB
 from sync.server.keystore import County
@@ -238,10 +237,7 @@ def active_station(cdb: CountyDB, station: str, *, endpoint: str):
 
 
 def _revoked_alarm(cdb: CountyDB, station: str, endpoint: str) -> None:
-    A = cdb.m.Alarm
-    last = A.select(fn.MAX(A.at)).where((A.station == station) & (A.kind == "revoked")).scalar()
-    if last is None or now_ms() - last > 3_600_000:  # at most one an hour per station
-        alarm_now(cdb, "revoked", station, endpoint=endpoint)
+    alarm_hourly(cdb, "revoked", station, endpoint=endpoint)
 
 
 def station_keys(row) -> PublicKeys:

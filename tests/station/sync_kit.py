@@ -21,7 +21,7 @@ from typing import Any
 
 from schema import events as K
 from schema.catalog import default_catalog
-from schema.org import Role
+from schema.org import OrgCode, Role
 from station.replication import enroll as enrolling
 from station.session import unlock
 from tests.helpers import COUNTY, PIN, make_station
@@ -109,9 +109,6 @@ class CountyServer:
         self.stop()
 
 
-LEVEL_OF_ROLE = {Role.AGENT: "village", Role.CLERK: "township", Role.REVIEWER: "county", Role.ADMIN: "county"}
-
-
 def enrolled_station(
     root: Path,
     county: CountyServer,
@@ -123,7 +120,7 @@ def enrolled_station(
 ):
     """A real station in ``root``, enrolled online with a fresh code. Returns the open Session."""
     s = make_station(root, org=org, role=role, login=login, name=name)
-    enrolling.enroll_online(s, county.url, county.code(org, LEVEL_OF_ROLE[role]))
+    enrolling.enroll_online(s, county.url, county.code(org, OrgCode(org).level.value))
     return s
 
 

@@ -9,15 +9,15 @@ from schema.org import Role
 from station.config import DataDir
 from station.services import admin, cases
 from station.session import unlock
-from tests.helpers import PENSION, TOWN, VILLAGE, id_number, make_station, material_names
+from tests.helpers import PENSION, TOWN, VILLAGE, id_number, make_station, material_names, receive
 
 NEW_PIN = "Cun-2026-xin"
 
 
 @pytest.fixture
 def village(tmp_path, now):
-    """A village station set up by a township clerk (who may manage its agents)."""
-    s = make_station(tmp_path / "v", org=VILLAGE, role=Role.CLERK, login="clerk1")
+    """A village station set up with its local administrator (who manages its users)."""
+    s = make_station(tmp_path / "v", org=VILLAGE, role=Role.ADMIN, login="admin1")
     yield s
     s.close()
 
@@ -45,12 +45,12 @@ def test_offline_request_shows_as_pending(village, tmp_path):
     assert info.enrollment_text.startswith("已写出离线登记申请")
 
 
-def test_clerk_adds_an_agent_and_the_agent_can_unlock(village):
-    assert admin.manageable_roles(village) == [Role.AGENT]
+def test_the_local_admin_adds_an_agent_and_the_agent_can_unlock(village):
+    assert admin.manageable_roles(village) == [Role.AGENT, Role.ADMIN]  # only what a village may hold
     admin.add_user(village, login="agent2", role="agent", pin=NEW_PIN, pin2=NEW_PIN, name="王芳")
     rows = {r.login: r for r in admin.user_rows(village)}
     assert rows["agent2"].name == "王芳" and rows["agent2"].manageable and not rows["agent2"].is_self
-    assert rows["clerk1"].is_self and not rows["clerk1"].manageable
+    assert rows["admin1"].is_self and not rows["admin1"].manageable
     unlock(village.data.root, "agent2", NEW_PIN).close()
 
 
@@ -64,9 +64,15 @@ def test_add_user_checks_the_second_pin_and_the_role(village):
     with pytest.raises(ValidationError) as e:
         admin.add_user(village, login=" ", role="agent", pin=NEW_PIN, pin2=NEW_PIN)
     assert e.value.field == "login"
-    with pytest.raises(TransitionError):  # a clerk may not create another clerk
+    with pytest.raises(ValidationError) as e:  # a village station holds no township role
         admin.add_user(village, login="clerk2", role="clerk", pin=NEW_PIN, pin2=NEW_PIN)
-    assert [r.login for r in admin.user_rows(village)] == ["clerk1"]
+    assert e.value.field == "role" and "村级工作站只能设置这些角色：代办员、管理员" in e.value.message
+    admin.add_user(village, login="agent2", role="agent", pin=NEW_PIN, pin2=NEW_PIN)
+    agent = unlock(village.data.root, "agent2", NEW_PIN)
+    with pytest.raises(TransitionError):  # an agent may not create another agent
+        admin.add_user(agent, login="agent3", role="agent", pin=NEW_PIN, pin2=NEW_PIN)
+    agent.close()
+    assert [r.login for r in admin.user_rows(village)] == ["admin1", "agent2"]
 
 
 def test_disable_and_reset_pin(village):
@@ -172,7 +178,7 @@ def test_audit_shows_viewings_made_at_other_stations(tmp_path, now):
         cases.reveal_id_number(v, case.case_id)
         events = list(v.store.events(v.config.station_id))
     with make_station(tmp_path / "t2", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇") as t:
-        t.store.ingest(events)
+        receive(t, events)
         views = admin.id_views(t)
     assert len(views) == 1
     assert views[0].station.startswith("工作站 ") and not views[0].own_station

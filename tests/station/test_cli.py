@@ -17,10 +17,10 @@ import pytest
 
 from station.cli.main import main
 from station.store import keyslots
-from tests.helpers import PENSION, PIN, VILLAGE, differ, id_number, material_names
+from tests.helpers import COUNTY, PENSION, PIN, TOWN, VILLAGE, differ, id_number, material_names
 
 AGENT_PIN = "739154"
-CLERK_PIN = PIN
+ADMIN_PIN = PIN
 IDENT = id_number(seq="011")
 CJK = range(0x4E00, 0xA000)
 
@@ -50,7 +50,7 @@ class Cli:
         self.data, self.capsys, self.monkeypatch = data, capsys, monkeypatch
 
     def __call__(self, *args: str, user: str | None = "agent1", pin: str | None = None, as_json: bool = False):
-        pin = pin or (AGENT_PIN if user == "agent1" else CLERK_PIN)
+        pin = pin or (AGENT_PIN if user == "agent1" else ADMIN_PIN)
         self.monkeypatch.setenv("STATION_PIN", pin)
         argv = ["--data-dir", str(self.data)] + (["--json"] if as_json else []) + (["--user", user] if user else [])
         self.capsys.readouterr()
@@ -64,26 +64,26 @@ class Cli:
                     "--phone", "13800001234", "--received", *received, as_json=True)
 
     def case_count(self) -> int:
-        r = self("case", "list", "--limit", "1000", user="clerk1", as_json=True)
+        r = self("case", "list", "--limit", "1000", user="admin1", as_json=True)
         assert r.rc == 0, r.err
         return len(r.json["items"])
 
     def intact(self, cases: int) -> None:
         """The saved data is all there and consistent."""
         assert self.case_count() == cases
-        r = self("verify", user="clerk1", as_json=True)
+        r = self("verify", user="admin1", as_json=True)
         assert r.rc == 0 and r.json["ok"], r.out
 
 
 @pytest.fixture
 def cli(tmp_path, capsys, monkeypatch, now, cli_logging):
-    """A village station set up by a township clerk, who added the village agent."""
+    """A village station set up with its local administrator, who added the village agent."""
     c = Cli(tmp_path / "station", capsys, monkeypatch)
-    r = c("init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "clerk1", "--role", "clerk",
-          "--user-name", "李娟", user=None, pin=CLERK_PIN)
+    r = c("init", "--org", VILLAGE, "--name", "东村便民服务室", "--user", "admin1", "--role", "admin",
+          "--user-name", "李娟", user=None, pin=ADMIN_PIN)
     assert r.rc == 0, r.err
     monkeypatch.setenv("STATION_NEW_PIN", AGENT_PIN)
-    r = c("user", "add", "agent1", "--role", "agent", "--name", "王芳", user="clerk1")
+    r = c("user", "add", "agent1", "--role", "agent", "--name", "王芳", user="admin1")
     assert r.rc == 0, r.err
     monkeypatch.delenv("STATION_NEW_PIN")
     return c
@@ -102,16 +102,32 @@ def saved(cli):
 
 
 def test_init_and_users(cli, monkeypatch):
-    assert "已添加用户" not in cli("user", "list", user="clerk1").out
-    r = cli("user", "list", user="clerk1", as_json=True)
+    assert "已添加用户" not in cli("user", "list", user="admin1").out
+    r = cli("user", "list", user="admin1", as_json=True)
     assert r.rc == 0
     assert [(u["login"], u["role"], u["locked"]) for u in r.json["items"]] == [
-        ("clerk1", "clerk", False), ("agent1", "agent", False)]
+        ("admin1", "admin", False), ("agent1", "agent", False)]
     text = cli("user", "list", user="agent1").out
-    assert "代办员" in text and "窗口人员" in text
+    assert "代办员" in text and "管理员" in text
     monkeypatch.setenv("STATION_NEW_PIN", "246813")
-    r = cli("user", "add", "agent2", "--role", "clerk", user="agent1")  # an agent cannot add a clerk
-    r.failed_cleanly("代办员不能添加窗口人员账号")
+    r = cli("user", "add", "agent2", "--role", "agent", user="agent1")  # an agent cannot add users
+    r.failed_cleanly("代办员不能添加代办员账号")
+    r = cli("user", "add", "clerk2", "--role", "clerk", user="admin1")  # a village holds no township role
+    r.failed_cleanly("村级工作站只能设置这些角色：代办员、管理员；窗口人员不能在村级工作站使用")
+
+
+@pytest.mark.parametrize("org, role, allowed", [
+    (VILLAGE, "reviewer", "代办员、管理员"),  # issue 8, finding 2: a village station claiming a county role
+    (VILLAGE, "clerk", "代办员、管理员"),
+    (TOWN, "agent", "窗口人员、管理员"),
+    (COUNTY, "clerk", "审批人员、管理员"),
+])
+def test_init_refuses_a_role_the_station_level_cannot_hold(tmp_path, capsys, monkeypatch, now, cli_logging,
+                                                         org, role, allowed):
+    c = Cli(tmp_path / "station", capsys, monkeypatch)
+    r = c("init", "--org", org, "--name", "某站", "--user", "u1", "--role", role, user=None, pin=ADMIN_PIN)
+    r.failed_cleanly(f"工作站只能设置这些角色：{allowed}")
+    assert not (tmp_path / "station").exists() or not any((tmp_path / "station").iterdir())
 
 
 def test_catalog_search_and_show(cli):
@@ -222,11 +238,11 @@ def test_locked_out_user(cli, saved, monkeypatch):
         cli("case", "list", pin="wrong-pin").failed_cleanly(f"还可尝试{left}次")
     cli("case", "list", pin="wrong-pin").failed_cleanly("已被锁定15分钟")
     cli("case", "list").failed_cleanly("已被锁定")  # the right PIN waits for the lock to end
-    r = cli("user", "list", user="clerk1", as_json=True)
+    r = cli("user", "list", user="admin1", as_json=True)
     assert [u["locked"] for u in r.json["items"] if u["login"] == "agent1"] == [True]
     cli.intact(1)
     monkeypatch.setenv("STATION_NEW_PIN", "246813")
-    assert cli("user", "reset-pin", "agent1", user="clerk1").rc == 0
+    assert cli("user", "reset-pin", "agent1", user="admin1").rc == 0
     assert cli("case", "list", pin="246813").rc == 0
 
 
@@ -258,7 +274,7 @@ def test_tampered_page_found_by_verify(cli, saved):
         assert cli.new_case(ident=id_number(seq=f"{100 + i:03d}")).rc == 0
     db = cli.data / "station.db"
     _flip(db, db.stat().st_size - 2000)  # the last page
-    r = cli("verify", user="clerk1")
+    r = cli("verify", user="admin1")
     assert r.rc == 1 and "Traceback" not in r.err
     assert "发现 1 个问题" in r.out and "数据库完整性" in r.out
 
@@ -276,13 +292,13 @@ def test_truncated_database(cli, saved):
 def test_database_from_a_newer_version(cli, saved):
     from station.session import unlock
 
-    with unlock(cli.data, "clerk1", CLERK_PIN) as s:
+    with unlock(cli.data, "admin1", ADMIN_PIN) as s:
         s.db.execute_sql("INSERT INTO schema_migration (name, applied) VALUES ('0042_new_tables', '2030-01-01')")
     before = (cli.data / "station.db").read_bytes()
     r = cli("case", "list")
     r.failed_cleanly("数据库来自更新版本", "0042_new_tables", "数据未被改动")
     assert (cli.data / "station.db").read_bytes() == before
-    cli("verify", user="clerk1").failed_cleanly("数据库来自更新版本")
+    cli("verify", user="admin1").failed_cleanly("数据库来自更新版本")
 
 
 def test_invalid_id_number(cli, saved):
@@ -358,19 +374,19 @@ def test_change_own_pin_needs_the_old_one(cli, saved, monkeypatch):
 
 def test_reset_pin_is_for_a_higher_role_and_of_oneself_is_the_change_path(cli, saved, monkeypatch):
     monkeypatch.setenv("STATION_NEW_PIN", "582046")
-    cli("user", "reset-pin", "clerk1").failed_cleanly("代办员不能重置PIN")
-    assert cli("case", "list", user="clerk1").rc == 0  # the clerk's PIN is untouched
+    cli("user", "reset-pin", "admin1").failed_cleanly("代办员不能重置PIN")
+    assert cli("case", "list", user="admin1").rc == 0  # the admin's PIN is untouched
     cli("user", "reset-pin", "agent1", pin="wrong-pin").failed_cleanly("PIN不正确")  # oneself: the old PIN
     assert cli("user", "reset-pin", "agent1").rc == 0
     assert cli("case", "list", pin="582046").rc == 0
     monkeypatch.setenv("STATION_NEW_PIN", "246813")
-    assert cli("user", "reset-pin", "agent1", user="clerk1").rc == 0  # the clerk resets the agent's
+    assert cli("user", "reset-pin", "agent1", user="admin1").rc == 0  # the admin resets the agent's
     assert cli("case", "list", pin="246813").rc == 0
-    r = cli("case", "list", user="clerk1", as_json=True)
+    r = cli("case", "list", user="admin1", as_json=True)
     assert r.rc == 0
     from station.session import unlock
 
-    with unlock(cli.data, "clerk1", CLERK_PIN) as s:
+    with unlock(cli.data, "admin1", ADMIN_PIN) as s:
         hows = [json.loads(b)["how"] for (b,) in s.db.execute_sql(
             "SELECT body FROM event WHERE kind = 'user.pin_reset' ORDER BY seq").fetchall()]
     assert hows == ["changed", "reset"]

@@ -13,6 +13,7 @@ from tests.helpers import (
     OLD_AGE_CARD,
     PENSION,
     TOWN,
+    copy_events,
     id_number,
     make_station,
     material_names,
@@ -44,7 +45,7 @@ def new_case(s, code=PENSION, name="王秀英", seq="001", forward=True):
 
 
 def sync(src, dst):
-    return dst.store.ingest(list(src.store.events()))
+    return copy_events(src, dst)
 
 
 def test_township_inbox_holds_forwarded_village_cases_most_urgent_first(village, town, now):

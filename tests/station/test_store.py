@@ -30,6 +30,7 @@ from tests.helpers import (
     case_count,
     case_rows,
     id_number,
+    know,
     make_station,
     material_names,
 )
@@ -155,6 +156,8 @@ def test_ingest_in_any_order_gives_the_same_projection(tmp_path, now, seed):
     in_order = make_station(tmp_path / "t1", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     shuffled = make_station(tmp_path / "t2", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     try:
+        know(in_order, (events[0].station, VILLAGE))
+        know(shuffled, (events[0].station, VILLAGE))
         assert in_order.store.ingest(events) == len(events)
         mixed = list(events)
         random.Random(seed).shuffle(mixed)
@@ -189,6 +192,7 @@ def test_ingest_skips_own_events_and_keeps_conflicts(tmp_path, now):
     village.close()
     town = make_station(tmp_path / "t", org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇便民服务中心")
     try:
+        know(town, (events[0].station, VILLAGE), ("village-pc-2", VILLAGE))
         own = list(town.store.events())
         assert town.store.ingest(own) == 0
         assert town.store.ingest(events) == len(events)
@@ -432,3 +436,22 @@ def test_a_full_disk_saves_nothing_and_the_session_goes_on(station):
     view = register(station, ident=id_number(seq="999"))
     assert view.case_no.endswith(f"-{saved + 1:04d}")
     assert verify_station(station).ok
+
+
+def test_an_account_whose_role_the_station_cannot_hold_can_read_but_not_write(tmp_path, now):
+    """A village account with a township role (allowed before roles were bound to the station's
+    level): it still unlocks, reads and exports, and every write is refused in plain Chinese
+    rather than signed into the chain for the county to refuse."""
+    from schema.errors import TransitionError
+    from station.session import unlock
+
+    root = tmp_path / "v"
+    with make_station(root, role=Role.ADMIN, login="admin1") as s:
+        s.slots.add_user(user_id="old-clerk", login="clerk1", name="李娟", role=Role.CLERK, pin=PIN,
+                         data_key=s.data_key())
+        head = s.store.head()
+    with unlock(root, "clerk1", PIN) as old:
+        with pytest.raises(TransitionError) as e:
+            register(old)
+        assert "角色窗口人员不是村级工作站可以有的角色" in e.value.message
+        assert old.store.head() == head and case_count(old) == 0

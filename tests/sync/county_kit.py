@@ -3,7 +3,9 @@
 Used by tests/sync (fixtures in conftest.py) and by bench/sync_ingest.py. A
 :class:`SimStation` has a real key pair and a real hash chain (events sealed by
 :class:`tests.helpers.Chains`), and speaks the wire protocol of :mod:`sync.api`
-through ``requests``; it does not touch a station data directory.
+through ``requests``; it does not touch a station data directory. Like a real station,
+its chain starts with ``station.initialised`` and the ``user.added`` of its first user
+(seq 1 and 2, :data:`BOOT`), who then acts with the role of the station's level.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sync.server.keystore import County
 from tests.helpers import Chains, Who, registration_body
 
 ROLE_OF_LEVEL = {"village": "agent", "township": "clerk", "county": "reviewer"}
+BOOT = 2  # events every chain starts with: station.initialised, user.added of the first user
 
 
 @dataclass
@@ -38,10 +41,23 @@ class SimStation:
     id: str = field(default_factory=new_id)
     key: KeyPair = field(default_factory=KeyPair.generate)
     name: str = ""
+    boot: bool = True  # False: an empty chain (a test that seals its first events itself)
+    role: str = ""  # the first user's role (default: the level's working role)
+
+    def __post_init__(self) -> None:
+        self.role = self.role or ROLE_OF_LEVEL[self.level]
+        if self.boot:
+            self.record(K.STATION_INITIALISED, self.id, {"org": self.org, "name": self.name, "station_no": 1})
+            self.add_user(self.who.actor, self.role, login=f"u{self.id[-6:]}")
 
     @property
     def who(self) -> Who:
-        return Who(ROLE_OF_LEVEL[self.level], self.org, f"user-{self.id[-6:]}")
+        return Who(self.role, self.org, f"user-{self.id[-6:]}")
+
+    def add_user(self, user_id: str, role: str, *, login: str = "", **claims: Any) -> Event:
+        """``user.added`` of a user of this station (by its first user unless ``claims`` say otherwise)."""
+        body = {"user_id": user_id, "login": login or user_id, "name": "测试用户", "role": role, "org": self.org}
+        return self.record(K.USER_ADDED, user_id, body, **claims)
 
     @property
     def events(self) -> list[Event]:
@@ -57,8 +73,12 @@ class SimStation:
         *,
         at: str | None = None,
         org: str | None = None,
+        role: str | None = None,
+        actor: str | None = None,
     ) -> Event:
-        who = self.who if org is None else Who(self.who.role, org, self.who.actor)
+        """Seal the next event of this chain; ``org``/``role``/``actor`` override what it claims."""
+        me = self.who
+        who = Who(role or me.role, org or me.org, actor or me.actor)
         ev = self.chains.build(kind, subject, body or {}, who, station=self.id, at=at)
         self.events.append(ev)
         return ev

@@ -124,7 +124,7 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
     assert code == 2 and "不符" in err
     assert cc("enroll", "--org", "330523101001", "--role", "village")[0] == 2  # another county
     # offline: the station's request file → answer file
-    st = make_station(VILLAGE, "village")
+    st = make_station(VILLAGE, "village", role="admin")  # its first user is the local admin
     req, resp = tmp_path / "req.json", tmp_path / "resp.json"
     req.write_text(json.dumps(st.enroll_request(enroll_code)), encoding="utf-8")
     code, out, _ = cc("enroll", "--request-file", req, "--response-file", resp)
@@ -160,11 +160,11 @@ def test_enroll_revoke_stations_users(cc, tmp_path):
         K.USER_ADDED,
         "u1",
         {"user_id": "u1", "login": "wang", "name": "王芳", "role": "agent", "org": VILLAGE},
-    )
+    )  # the admin adds an agent
     assert ingest_segment(cdb, unlock(cdb, PASSPHRASE), st.segment(county=COUNTY)).status == "stored"
     code, out, _ = cc("stations", "--json")
     (row,) = json.loads(out)
-    assert (row["id"], row["org"], row["status"], row["head_seq"]) == (st.id, VILLAGE, "active", 1)
+    assert (row["id"], row["org"], row["status"], row["head_seq"]) == (st.id, VILLAGE, "active", 3)
     assert row["pending"] >= 1  # its own enrollment event, at least
     code, out, _ = cc("stations")
     assert code == 0 and "正常" in out and st.id in out

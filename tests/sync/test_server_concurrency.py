@@ -38,7 +38,7 @@ def test_same_segment_pushed_at_once_is_stored_once(server, stations):
     assert statuses == ["duplicate"] * 5 + ["stored"]
     assert len({str(body["results"][0]["receipt"]) for _, body in answers}) == 1
     E = server.cdb.m.Event
-    assert E.select().where(E.station == v.id).count() == 300
+    assert E.select().where(E.station == v.id).count() == len(v.events)
 
 
 def test_pulling_during_pushes_never_skips_an_event(server, stations):
@@ -59,7 +59,7 @@ def test_pulling_during_pushes_never_skips_an_event(server, stations):
     def township_acts():
         client = Client(server.url, server.county)
         t = pushers[3]
-        for ev in list(pushers[0].events[:60]):
+        for ev in [e for e in pushers[0].events if e.kind == K.CASE_REGISTERED][:60]:
             t.record(K.CASE_ACCEPTED, ev.subject, {})
         for first in range(1, len(t.events) + 1, 5):
             while True:  # the village's registration may not have arrived yet

@@ -21,7 +21,7 @@ from tests.helpers import COUNTY, TOWN, TOWN2, VILLAGE, VILLAGE2, VILLAGE_T2
 def world(county, stations):
     """Two townships, three villages and a county office station, each with a few events pushed."""
     st = {
-        "v1": stations(VILLAGE, "village"),
+        "v1": stations(VILLAGE, "village", role="admin"),  # its first user is the local admin
         "v2": stations(VILLAGE2, "village"),
         "v3": stations(VILLAGE_T2, "village"),
         "t1": stations(TOWN, "township"),
@@ -35,9 +35,7 @@ def world(county, stations):
     st["t1"].record(K.CASE_ACCEPTED, cases["v1-0"], {})
     st["t2"].record(K.CASE_ACCEPTED, cases["v3-0"], {})
     st["c"].record(K.CASE_DECIDED, cases["v2-1"], {"outcome": "approved"})
-    st["v1"].record(
-        K.USER_ADDED, "u1", {"user_id": "u1", "login": "a", "name": "甲", "role": "agent", "org": VILLAGE}
-    )
+    st["v1"].add_user("u1", "agent")
     segs = [s.segment(county=COUNTY) for s in st.values() if s.events]
     assert all(r.ok for r in ingest_segments(county.cdb, county.county, segs))
     return st
@@ -72,8 +70,8 @@ def row(county, st):
 
 def test_each_level_sees_its_scope_and_global_never_its_own(county, world):
     everything = [json.loads(r.data) for r in county.cdb.m.Event.select().order_by(county.cdb.m.Event.pos)]
-    globals_ = [e for e in everything if e["kind"] in (K.STATION_ENROLLED, K.USER_ADDED)]
-    assert len(globals_) == 7  # six enrollments and one user
+    globals_ = [e for e in everything if e["kind"] in (K.STATION_ENROLLED, K.STATION_INITIALISED, K.USER_ADDED)]
+    assert len(globals_) == 6 + 6 + 7  # six enrollments, six stations' starts, seven users
 
     def expected(st, keep):
         return sorted(

@@ -19,10 +19,10 @@ NEW_PIN = "Cun-2026-xin"
 
 
 @pytest.fixture
-def clerk_village(tmp_path, now):
-    """A village station set up by the township clerk ``clerk1`` (who manages its agents)."""
+def admin_village(tmp_path, now):
+    """A village station set up with its local administrator ``admin1`` (who manages its users)."""
     root = tmp_path / "village"
-    make_station(root, org=VILLAGE, role=Role.CLERK, login="clerk1").close()
+    make_station(root, org=VILLAGE, role=Role.ADMIN, login="admin1").close()
     return root
 
 
@@ -55,13 +55,13 @@ async def fill(pilot, dialog: FormDialog, **values: str) -> None:
     await pilot.press("ctrl+s")
 
 
-async def test_add_disable_and_reset_pin(clerk_village, make_app):
-    app = make_app(clerk_village)
+async def test_add_disable_and_reset_pin(admin_village, make_app):
+    app = make_app(admin_village)
     async with app.run_test(size=(80, 24)) as pilot:
-        await unlock(pilot, "clerk1")
+        await unlock(pilot, "admin1")
         screen = await open_admin(pilot)
         table = screen.query_one("#users-table", DataTable)
-        assert [r[0] for r in rows(table)] == ["clerk1"]
+        assert [r[0] for r in rows(table)] == ["admin1"]
         assert "可添加：代办员" in text_of(screen.query_one("#users-note"))
         # One's own account cannot be disabled here.
         assert not screen.check_action("disable_user", ())
@@ -77,7 +77,7 @@ async def test_add_disable_and_reset_pin(clerk_village, make_app):
         await fill(pilot, dialog, pin2=NEW_PIN)
         await until(pilot, lambda: app.screen is screen)
         await settle(pilot)
-        assert rows(table)[1][:3] == ["agent2", "王芳", "代办员（村级）"]
+        assert rows(table)[1][:3] == ["agent2", "王芳", "代办员"]
 
         table.focus()
         table.move_cursor(row=1)
@@ -99,20 +99,20 @@ async def test_add_disable_and_reset_pin(clerk_village, make_app):
         assert rows(table)[1][0] == "agent2" and rows(table)[1][3] == "已停用"
         assert not screen.check_action("reset_pin", ())  # a disabled account has no PIN to reset
     with pytest.raises(UserDisabled):
-        open_station(clerk_village, "agent2", "Other-2026-pin")
-    with open_station(clerk_village, "clerk1", PIN) as s:
+        open_station(admin_village, "agent2", "Other-2026-pin")
+    with open_station(admin_village, "admin1", PIN) as s:
         kinds = [k for (k,) in s.db.execute_sql("SELECT kind FROM event ORDER BY seq").fetchall()]
     assert kinds[-3:] == ["user.added", "user.pin_reset", "user.disabled"]
 
 
-async def test_the_reset_pin_opens_the_account(clerk_village, make_app):
+async def test_the_reset_pin_opens_the_account(admin_village, make_app):
     from station.services import admin
 
-    with open_station(clerk_village, "clerk1", PIN) as s:
+    with open_station(admin_village, "admin1", PIN) as s:
         admin.add_user(s, login="agent2", role="agent", pin=NEW_PIN, pin2=NEW_PIN, name="王芳")
-    app = make_app(clerk_village)
+    app = make_app(admin_village)
     async with app.run_test(size=(80, 24)) as pilot:
-        await unlock(pilot, "clerk1")
+        await unlock(pilot, "admin1")
         screen = await open_admin(pilot)
         screen.query_one("#users-table", DataTable).move_cursor(row=1)
         await pilot.pause()
@@ -124,7 +124,7 @@ async def test_the_reset_pin_opens_the_account(clerk_village, make_app):
         assert "PIN至少需要6位" in text_of(dialog.query_one("#error-pin", Static))
         await fill(pilot, dialog, pin="Other-2026-pin", pin2="Other-2026-pin")
         await until(pilot, lambda: app.screen is screen)
-    open_station(clerk_village, "agent2", "Other-2026-pin").close()
+    open_station(admin_village, "agent2", "Other-2026-pin").close()
 
 
 async def test_a_village_agent_sees_a_read_only_view(station_dir, make_app):
@@ -149,10 +149,10 @@ async def test_a_village_agent_sees_a_read_only_view(station_dir, make_app):
     assert DataDir(station_dir).load_config().idle_lock_minutes == 10
 
 
-async def test_settings_are_checked_saved_and_used_at_once(clerk_village, make_app):
-    app = make_app(clerk_village)
+async def test_settings_are_checked_saved_and_used_at_once(admin_village, make_app):
+    app = make_app(admin_village)
     async with app.run_test(size=(80, 24)) as pilot:
-        await unlock(pilot, "clerk1")
+        await unlock(pilot, "admin1")
         screen = await open_admin(pilot)
         await pilot.press("3")
         await settle(pilot)
@@ -185,7 +185,7 @@ async def test_settings_are_checked_saved_and_used_at_once(clerk_village, make_a
         await settle(pilot)
         info = text_of(screen.query_one("#station-info"))
         assert "http://127.0.0.1:9" in info and "闲置 15 分钟" in info
-    cfg = DataDir(clerk_village).load_config()
+    cfg = DataDir(admin_village).load_config()
     assert (cfg.county_url, cfg.idle_lock_minutes) == ("http://127.0.0.1:9", 15)
 
 

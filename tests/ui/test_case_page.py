@@ -12,7 +12,7 @@ from station import clock
 from station.services import case_detail, cases
 from station.ui.screens.case_page import CaseScreen, action_dialog
 from station.ui.screens.dialogs import ConfirmDialog, FormDialog
-from tests.helpers import DIBAO, PENSION, id_number, material_names, rongque_names
+from tests.helpers import DIBAO, PENSION, id_number, material_names, receive, rongque_names
 from tests.ui.cases_support import idle, on_screen, screen_text, session, until
 from tests.ui.conftest import unlock
 
@@ -143,7 +143,7 @@ async def test_conflicts_are_shown_prominently_in_plain_chinese(station_dir, mak
                 "hlc": acc.hlc + 1,
             }
         )
-        s.store.ingest([twin])
+        receive(s, [twin])
     app = make_app(station_dir)
     async with app.run_test(size=(120, 36)) as pilot:
         page = await open_case(pilot, case_id)
@@ -169,14 +169,14 @@ async def test_decision_dialog_keeps_input_on_a_refused_decision(tmp_path, make_
         cases.act(v, case_id, "forward", {"opinion": "请审核"})
         events = list(v.store.events())
     with town_station(tmp_path / "town") as t:
-        t.store.ingest(events)
+        receive(t, events)
         cases.act(t, case_id, "receive")
         cases.act(t, case_id, "supplement", {"materials": rongque_names(DIBAO)})  # the 容缺 bank account arrived
         cases.act(t, case_id, "forward", {"opinion": "审核通过"})
         events += list(t.store.events())
     county_dir = tmp_path / "county"
     with county_station(county_dir) as c:
-        c.store.ingest(events)
+        receive(c, events)
         cases.act(c, case_id, "receive")
     app = make_app(county_dir)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -215,7 +215,7 @@ async def test_return_needs_a_reason(tmp_path, make_app, now):
         events = list(v.store.events())
     town_dir = tmp_path / "town"
     with town_station(town_dir) as t:
-        t.store.ingest(events)
+        receive(t, events)
     app = make_app(town_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await unlock(pilot, "clerk1")

@@ -7,7 +7,7 @@ from station.services import inbox as inbox_service
 from station.ui.screens.case_page import CaseScreen
 from station.ui.screens.inbox import InboxScreen
 from station.ui.widgets.case_table import CaseTable
-from tests.helpers import DIBAO, OLD_AGE_CARD, PENSION, id_number, make_station, material_names
+from tests.helpers import DIBAO, OLD_AGE_CARD, PENSION, id_number, make_station, material_names, receive
 from tests.ui.cases_support import idle, on_screen, screen_text, town_station
 from tests.ui.conftest import unlock
 
@@ -53,7 +53,7 @@ async def test_township_inbox_lists_forwarded_cases_most_urgent_first(tmp_path, 
     events, (dibao, card, pension) = forward_from_village(tmp_path / "village", now)
     town_dir = tmp_path / "town"
     with town_station(town_dir) as t:
-        t.store.ingest(events)
+        receive(t, events)
         expected = [r.case_id for r in inbox_service.inbox(t)]
     assert expected == [pension, card, dibao]  # due in 3, 5 and 30 working days
 

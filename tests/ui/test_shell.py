@@ -165,7 +165,7 @@ async def test_first_run_role_list_follows_the_station_level(tmp_path, now, make
         await click_next(pilot)
         await settle(pilot)
         role = screen.query_one("#role", Select)
-        assert [v for _, v in role._options if v is not Select.NULL] == ["clerk", "reviewer", "admin"]
+        assert [v for _, v in role._options if v is not Select.NULL] == ["clerk", "admin"]  # a township holds only these
         assert role.value == "clerk"
         await pilot.press("escape")  # back: the station page still holds what was typed
         assert screen.page == "page-station"

@@ -15,6 +15,7 @@ import pytest
 from schema.org import Role
 from station.replication import identity as I
 from station.services import admin, cases
+from station.session import unlock as unlock_station
 from sync.crypto import KeyPair, b64
 from tests.helpers import PENSION, VILLAGE, id_number, make_station, material_names
 from tests.ui.conftest import settle, unlock
@@ -98,10 +99,11 @@ def enroll_as_if_synced(s, *, history: bool = True) -> None:
 @pytest.fixture
 def synced_village(tmp_path, now, fixed_ids):
     root = tmp_path / "village"
-    with make_station(root, org=VILLAGE, role=Role.CLERK, login="clerk1") as s:
+    with make_station(root, org=VILLAGE, role=Role.ADMIN, login="admin1") as s:
         admin.add_user(s, login="agent2", role="agent", pin=NEW_PIN, pin2=NEW_PIN, name="王芳")
         admin.add_user(s, login="agent3", role="agent", pin=NEW_PIN, pin2=NEW_PIN, name="李建国")
         admin.disable_user(s, "agent3")
+    with unlock_station(root, "agent2", NEW_PIN) as s:  # the agent receives the case and views the ID
         case = cases.register(
             s,
             item_code=PENSION,
@@ -116,7 +118,7 @@ def synced_village(tmp_path, now, fixed_ids):
     return root
 
 
-async def _open(pilot, key: str, *then: str, login: str = "clerk1") -> None:
+async def _open(pilot, key: str, *then: str, login: str = "admin1") -> None:
     await unlock(pilot, login)
     await pilot.press(key, *then)
     await settle(pilot)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from schema.events import seal
 from station.replication.status import sync_status
 from station.services import cases
 from station.session import unlock as open_station
@@ -348,3 +349,20 @@ async def test_a_paused_upload_is_explained_and_retried_with_r(village, make_app
         status = text_of(screen.query_one("#sync-status"))
         assert "上传已暂停" not in status and "待上传：0 条" in status
         assert not screen.check_action("retry", ())
+
+
+async def test_events_set_aside_are_shown_with_their_reason(village, make_app):
+    """What a pull did not take in (authority, clock) is named on the sync screen, not hidden."""
+    with open_station(village, "agent1", PIN) as s:
+        ev = next(iter(s.store.events()))
+        forged = seal(**{**ev.unsigned(), "id": "forged-1", "station": "01900000-0000-7000-8000-00000000beef",
+                         "seq": 7})
+        with s.store.writing():
+            s.store.set_aside([(forged, "以单位 330522000000 的名义办理，但该工作站登记的单位是 330522101002")], "pull")
+    app = make_app(village)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await unlock(pilot)
+        screen = await open_sync(pilot)
+        status = text_of(screen.query_one("#sync-status"))
+        assert "收到的记录中有1条未采用" in status and "第7条" in status
+        assert "以单位330522000000的名义办理" in status  # tight(): no spaces between Chinese and digits

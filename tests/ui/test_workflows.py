@@ -10,7 +10,16 @@ from station.services import cases
 from station.ui.screens.case_page import CaseScreen
 from station.ui.screens.dialogs import FormDialog
 from station.ui.screens.inbox import InboxScreen
-from tests.helpers import DIBAO, TOWN, VILLAGE, id_number, make_station, material_names, rongque_names
+from tests.helpers import (
+    DIBAO,
+    TOWN,
+    VILLAGE,
+    id_number,
+    make_station,
+    material_names,
+    receive,
+    rongque_names,
+)
 from tests.ui.cases_support import county_station, idle, on_screen, screen_text, session, town_station, until
 from tests.ui.conftest import unlock
 
@@ -20,7 +29,7 @@ def sync(src_dir, dst_dir, src_login, dst_login) -> int:
     with session(src_dir, src_login) as src:
         events = list(src.store.events())
     with session(dst_dir, dst_login) as dst:
-        return dst.store.ingest(events)
+        return receive(dst, events)
 
 
 def timeline_of(page: CaseScreen) -> str:

@@ -273,7 +273,7 @@ class AdminScreen(Screen[None]):
                 u.state_label + ("（本人）" if u.is_self else ""),
                 style="dim" if u.disabled else ("yellow" if u.locked or u.failures else ""),
             )
-            table.add_row(u.login, u.name, f"{u.role.label}（{u.role.level.label}）", state, key=u.login)
+            table.add_row(u.login, u.name, u.role.label, state, key=u.login)
         if self.data["users"]:
             table.move_cursor(row=min(cursor, len(self.data["users"]) - 1))
 
@@ -446,7 +446,7 @@ class AdminScreen(Screen[None]):
                 "role",
                 "角色",
                 "choice",
-                [(f"{r.label}（{r.level.label}）", r.value) for r in roles],
+                [(r.label, r.value) for r in roles],
                 default=roles[0].value,
                 required=True,
             ),

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Input, Label, Select, Static
 
+from schema.authority import roles_at
 from schema.errors import UserError, ValidationError
 from schema.org import Level, OrgCode, Role
 from station.ui.widgets.footer import StationFooter
@@ -64,17 +65,8 @@ DEFAULT_ROLE = {Level.VILLAGE: Role.AGENT, Level.TOWNSHIP: Role.CLERK, Level.COU
 
 
 def roles_for(org: str) -> list[Role]:
-    """Roles that may work at a station of ``org`` (the rule is station.session.check_role_for_station)."""
-    from station.session import check_role_for_station
-
-    allowed = []
-    for role in Role:
-        try:
-            check_role_for_station(role, org)
-        except ValidationError:
-            continue
-        allowed.append(role)
-    return allowed
+    """Roles that may work at a station of ``org`` (schema.authority)."""
+    return list(roles_at(OrgCode(org).level))
 
 
 def set_up_offline(root: Path, **kwargs: Any):
@@ -317,7 +309,7 @@ class FirstRunScreen(Screen[None]):
         except ValidationError:
             return
         current = select.value
-        select.set_options([(f"{r.label}（{r.level.label}）", r.value) for r in roles])
+        select.set_options([(r.label, r.value) for r in roles])
         values = [r.value for r in roles]
         select.value = current if current in values else DEFAULT_ROLE[level].value
 

@@ -136,6 +136,10 @@ def status_text(st: Any) -> Text:
             f"\n下级站{r['station'][:8]}第{r['first']}–{r['last']}条被县中心拒收：{tight(r['reason'])}",
             style="yellow",
         )
+    if st.set_aside:
+        t.append(tight(f"\n收到的记录中有 {st.set_aside} 条未采用（已搁置，不影响其他记录）"), style="yellow")
+        for r in st.set_aside_recent[:3]:
+            t.append(f"\n　工作站{r['station'][:8]}第{r['seq']}条：{tight(r['reason'])}", style="yellow")
     if st.last_error and not st.revoked:
         t.append("\n上次同步的问题：", style="dim")
         t.append(tight(st.last_error), style="yellow")
