@@ -12,7 +12,10 @@ event's station (docs/security.md, "Authority and clocks").
   county-level station.
 - An event's ``org`` equals its station's enrolled org, its ``role`` is one that level holds.
 - Its ``actor`` is a user the station added earlier in its own chain (``user.added``), with
-  that role, not disabled earlier in that chain. Bootstrap: a chain starts with
+  that role, not disabled earlier in that chain.
+- A case action is one that role may ever take (the rule objects' ``roles``, ``schema.rules``):
+  an agent never returns a case, an admin never decides one; whether it may take it on
+  this case now is business validity, folded as a conflict, never refused here. Bootstrap: a chain starts with
   ``station.initialised`` (seq 1) and the ``user.added`` of the user who made it (seq 2).
 - ``user.added`` adds a NEW user id, with the station's org and a role of its level.
   ``user.disabled`` and ``user.pin_reset`` target a user of the same station — or come from a
@@ -40,6 +43,7 @@ LEVEL_ROLES: dict[Level, tuple[Role, ...]] = {
     Level.COUNTY: (Role.REVIEWER, Role.ADMIN),
 }
 USER_KINDS = frozenset({K.USER_ADDED, K.USER_DISABLED, K.USER_PIN_RESET})
+REGISTER_KINDS = frozenset({K.CONSULT_RECORDED, K.COMPLAINT_FILED, K.COMPLAINT_FORWARDED, K.COMPLAINT_ANSWERED})
 
 
 def roles_at(level: Level) -> tuple[Role, ...]:
@@ -74,6 +78,18 @@ def _label(value: Any) -> str:
 
 def _short(text: Any) -> str:
     return str(text)[:40]
+
+
+def _action_problem(kind: str, role: Role) -> str | None:
+    """A role that may never take this case action, whatever the case (the rule objects say who)."""
+    from schema import rules  # the rule objects import nothing of this module
+
+    if kind in rules.CASE_KINDS and role not in rules.roles_for(kind):
+        label = rules.ACTIONS[kind].label if kind in rules.ACTIONS else kind
+        return f"{role.label}不能执行“{label}”"
+    if kind in REGISTER_KINDS and role is Role.ADMIN:
+        return f"{role.label}不办理咨询和投诉"
+    return None
 
 
 def claim_problem(ev: Any, org: str) -> str | None:
@@ -153,7 +169,7 @@ class Ledger:
             return "工作站初始化记录只能是工作站的第1条记录"
         if ev.seq == 2 and ev.kind == K.USER_ADDED and ev.actor == ev.subject:
             return self._added_problem(ev, level, org, role, bootstrap=True)  # the first user adds itself
-        reason = self._actor_problem(ev)
+        reason = self._actor_problem(ev) or _action_problem(ev.kind, role)
         if reason is not None:
             return reason
         if ev.kind == K.USER_ADDED:

@@ -172,6 +172,16 @@ def test_actors_of_other_stations_and_disabled_users_are_refused(county, station
     assert r.error.code == "authority" and "已在本工作站第5条记录中停用" in r.error.message
 
 
+def test_an_action_the_role_may_never_take_is_refused_by_the_rule_objects(county, stations):
+    """An agent never returns a case, whatever the case: the county refuses it (schema.rules roles)."""
+    v = stations(VILLAGE, "village")
+    v.register("c1")
+    v.record(K.CASE_RETURNED, "c1", {"reason": "x"})
+    r = ingest(county, v.segment(county=COUNTY))
+    assert r.error.code == "authority" and "代办员不能执行“退回”" in r.error.message
+    assert stored_rows(county.cdb, v.id) == []
+
+
 def test_business_invalid_but_authentic_events_are_stored(county, stations):
     v = stations(VILLAGE, "village")
     v.register("c1")
