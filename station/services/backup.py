@@ -45,12 +45,10 @@ from schema import canonical
 from schema.errors import UserError, ValidationError
 from station import clock, logs
 from station.config import CONFIG_FILE, DB_FILE, SLOTS_FILE, DataDir, StationConfig
-from station.session import Session
+from station.session import Session, open_session
 from station.store.atomicfile import fsync_dir
-from station.store.db import key_pragma, open_database, translate_errors
+from station.store.db import key_pragma, translate_errors
 from station.store.keyslots import DeviceSecretMissing, KeySlots, WrongPin
-from station.store.migrate import migrate
-from station.store.store import Store
 
 log = logging.getLogger("station.backup")
 
@@ -286,16 +284,9 @@ def _check(staging: Path, manifest: dict[str, Any], login: str, pin: str) -> tup
     if not hmac.compare_digest(_mac(key, manifest), manifest["mac"]):
         key[:] = bytes(len(key))
         raise BackupError("备份文件的校验码不符（已损坏或被改动），未做任何改动")
-    db = None
-    try:
-        db = open_database(data.db, key)
-        migrate(db)  # a backup made by an older program opens in this one
-        session = Session(data, config, user, Store(db, config.station_id), slots, key)
-    except BaseException:
-        if db is not None and not db.is_closed():
-            db.close()
-        key[:] = bytes(len(key))
-        raise
+    # Opened as any unlock opens a station: a backup made by an older program is migrated and
+    # its projections rebuilt in the staging copy.
+    session = open_session(data, config, slots, user, key)
     report = verify_station(session)
     if not report.ok:
         session.close()

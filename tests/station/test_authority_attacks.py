@@ -116,10 +116,10 @@ def test_finding2_a_village_cannot_forward_as_the_township_or_decide_as_the_coun
     bank = rongque_names(DIBAO)
     view = cases.register(v, item_code=DIBAO, name="王秀英", id_number=id_number(seq="002"),
                           received=[m for m in material_names(DIBAO) if m not in bank])
-    cases.notify_missing(v, view.case_no)
-    cases.supplement(v, view.case_no, bank)  # supplement → accept → forward, honestly
-    cases.accept(v, view.case_no)
-    cases.forward(v, view.case_no, opinion="请乡镇审核")
+    cases.act(v, view.case_no, "notify-missing")
+    cases.act(v, view.case_no, "supplement", {"materials": bank})  # supplement → accept → forward, honestly
+    cases.act(v, view.case_no, "accept")
+    cases.act(v, view.case_no, "forward", {"opinion": "请乡镇审核"})
     ok(sync_now(v))
     reviewer = c.user.user_id  # a real reviewer's id, learned from the county's users
     a = Attacker(v)
@@ -140,7 +140,7 @@ def test_finding2_a_village_cannot_forward_as_the_township_or_decide_as_the_coun
     for s in (t, c):
         ok(sync_now(s))
         got = cases.get(s, view.case_id)
-        assert got.state.value == "in_progress" and got.holder_org == TOWN and got.outcome is None
+        assert got.state.value == "transferred" and got.holder_org == TOWN and got.outcome is None
         assert verify_station(s).ok
     assert cases.get(c, view.case_id).state.value != "done"
 

@@ -19,7 +19,7 @@ from schema.org import complete_org_code
 from station.cli.main import build_parser as station_parser
 from station.cli.main import main
 from sync.server.cli import build_parser as county_parser
-from tests.station.test_cli import CLERK_PIN, Cli, cli, saved  # noqa: F401 - fixtures
+from tests.station.test_cli import ADMIN_PIN, Cli, cli, saved  # noqa: F401 - fixtures
 
 ENGLISH = ("usage:", "positional arguments", "options:", "optional arguments", "show this help message",
            "the following arguments", "unrecognized arguments", "invalid choice", "expected one argument")
@@ -98,7 +98,7 @@ def test_org_codes_completed_from_the_level_they_name():
 def test_station_init_with_a_short_township_code(tmp_path, capsys, monkeypatch, cli_logging):
     c = Cli(tmp_path / "t", capsys, monkeypatch)
     r = c("init", "--org", "330522101", "--name", "城关镇便民服务中心", "--user", "li", "--role", "clerk",
-          user=None, pin=CLERK_PIN, as_json=True)
+          user=None, pin=ADMIN_PIN, as_json=True)
     assert r.rc == 0, r.err
     assert r.json["org"] == "330522101000"
 

@@ -47,7 +47,7 @@ def _as_before_0005(s):
 def test_an_old_station_sets_absurd_clocks_aside_and_refolds_what_claims_touched(tmp_path, now):
     with make_station(tmp_path / "v") as v:
         view = register_case(v)
-        cases.forward(v, view.case_no, opinion="请审核")
+        cases.act(v, view.case_no, "forward", {"opinion": "请审核"})
         events = list(v.store.events())
     root = tmp_path / "t"
     with make_station(root, org=TOWN, role=Role.CLERK, login="clerk1", name="城关镇") as t:
@@ -78,10 +78,11 @@ def test_an_old_station_sets_absurd_clocks_aside_and_refolds_what_claims_touched
         assert t.db.execute_sql("SELECT count(*) FROM user WHERE user_id = 'u-evil'").fetchone() == (0,)
         assert int(t.store.meta("hlc")) < HLC.ceiling(clock.ms(clock.now()))
         got = cases.get(t, view.case_id)
-        assert got.state.value == "in_progress" and "以单位 330522000000 的名义办理" in got.conflicts[-1].reason
+        assert got.state.value == "transferred" and "以单位 330522000000 的名义办理" in got.conflicts[-1].reason
         users = t.db.execute_sql("SELECT station, added_seq FROM user WHERE login = 'agent1'").fetchall()
         assert users == [(events[0].station, 2)]
-        cases.forward(t, view.case_no, opinion="同意上报")  # writing works again
+        cases.act(t, view.case_no, "receive")  # writing works again
+        cases.act(t, view.case_no, "forward", {"opinion": "同意上报"})
         assert verify_station(t).ok, verify_station(t).problems
         assert t.store.meta("repair.authority") is None
     finally:

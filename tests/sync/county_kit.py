@@ -83,8 +83,10 @@ class SimStation:
         self.events.append(ev)
         return ev
 
-    def register(self, case_id: str | None = None, code: str = "11000000210000000X4002021001001") -> Event:
-        return self.record(K.CASE_REGISTERED, case_id or new_id(), registration_body(code))
+    def register(
+        self, case_id: str | None = None, code: str = "11000000210000000X4002021001001", **claims: Any
+    ) -> Event:
+        return self.record(K.CASE_REGISTERED, case_id or new_id(), registration_body(code), **claims)
 
     def segment(self, first: int = 1, last: int | None = None, *, county: str) -> dict[str, Any]:
         last = len(self.events) if last is None else last

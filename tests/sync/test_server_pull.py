@@ -29,13 +29,14 @@ def world(county, stations):
         "c": stations(COUNTY, "county"),
     }
     cases = {}
+    st["v1"].add_user("u1", "agent")  # the admin adds the agent who registers v1's cases
     for name in ("v1", "v2", "v3"):
+        claims = {"role": "agent", "actor": "u1"} if name == "v1" else {}
         for i in range(3):
-            cases[f"{name}-{i}"] = st[name].register(f"{name}-case-{i}").subject
+            cases[f"{name}-{i}"] = st[name].register(f"{name}-case-{i}", **claims).subject
     st["t1"].record(K.CASE_ACCEPTED, cases["v1-0"], {})
     st["t2"].record(K.CASE_ACCEPTED, cases["v3-0"], {})
     st["c"].record(K.CASE_DECIDED, cases["v2-1"], {"outcome": "approved"})
-    st["v1"].add_user("u1", "agent")
     segs = [s.segment(county=COUNTY) for s in st.values() if s.events]
     assert all(r.ok for r in ingest_segments(county.cdb, county.county, segs))
     return st

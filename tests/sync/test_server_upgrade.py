@@ -35,7 +35,8 @@ def _as_schema_1(cdb, station, events):
 
 def test_an_old_county_quarantines_clocks_beyond_the_bound_and_rebuilds_its_staff(county, stations):
     v, v2 = stations(VILLAGE, "village", role="admin"), stations(VILLAGE2, "village")
-    v.register("c1")
+    v.add_user("a1", "agent")  # the admin adds the agent who registers cases (an admin never does)
+    v.register("c1", role="agent", actor="a1")
     assert ingest_segment(county.cdb, county.county, v.segment(county=COUNTY)).status == "stored"
     assert ingest_segment(county.cdb, county.county, v2.segment(county=COUNTY)).status == "stored"
     head = v.events[-1]
