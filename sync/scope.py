@@ -17,11 +17,20 @@ from sync.errors import ProtocolError
 GLOBAL = ""
 # Only the county center writes these, on its own chain; a station sending one is refused.
 COUNTY_KINDS = frozenset({K.CATALOG_PUBLISHED, K.CALENDAR_SET, K.STATION_ENROLLED, K.STATION_REVOKED})
-STATION_KINDS = frozenset({K.USER_ADDED, K.USER_DISABLED, K.USER_PIN_RESET, K.STATION_INITIALISED})
+STATION_KINDS = frozenset(
+    {K.USER_ADDED, K.USER_DISABLED, K.USER_PIN_RESET, K.USER_DELEGATED, K.STATION_INITIALISED}
+)
+
+
+# A subject with a scope of its own: a case, and the 咨询/投诉 registers that travel like cases.
+SCOPED_PREFIXES = ("case.", "consult.", "complaint.")
+# The kinds that create such a subject (its scope is the org of the station that sends it).
+CREATION_KINDS = frozenset({K.CASE_REGISTERED, K.CONSULT_RECORDED, K.COMPLAINT_FILED})
 
 
 def is_case(kind: str) -> bool:
-    return kind.startswith("case.")
+    """True for the kinds whose subject has a scope of its own (cases, 咨询, 投诉)."""
+    return kind.startswith(SCOPED_PREFIXES)
 
 
 def visible(station_org: str, scope: str) -> bool:
@@ -50,7 +59,7 @@ def scope_of(kind: str, subject: str, *, station_org: str, case_scope: str | Non
             raise ProtocolError("kind", f"未知的记录类型“{kind}”")
         return GLOBAL
     if case_scope is None:
-        if kind == K.CASE_REGISTERED:
+        if kind in CREATION_KINDS:
             return station_org
         raise ProtocolError(
             "scope",

@@ -290,8 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # last line of defence: log without personal data, tell the user
         # The frames, not the message: a message could quote a villager's data.
         frames = "".join(traceback.format_tb(e.__traceback__))
-        logging.getLogger("station").error("unexpected %s\n%s", type(e).__name__, frames)
-        msg = f"程序内部错误（{type(e).__name__}），已记录到 {DataDir(args.data_dir).log}。已保存的数据不受影响"
+        from station import logs
+
+        # Set up again: the command may have created the data folder after the first try.
+        log = logs.setup(DataDir(args.data_dir))
+        where = "（无法写入日志文件）"
+        if log is not None:  # without a file, logging's last resort would print the frames on screen
+            logging.getLogger("station").error("unexpected %s\n%s", type(e).__name__, frames)
+            where = f"，已记录到 {log}"
+        msg = f"程序内部错误（{type(e).__name__}）{where}。已保存的数据不受影响"
         if args.json:
             print(json.dumps({"ok": False, "error": "internal", "message": msg}, ensure_ascii=False))
         print("错误：" + msg, file=sys.stderr)

@@ -153,7 +153,7 @@ class CaseProjection:
         in_order = current is None or tuple(ev.order) > tuple(current.last_order)
         if strict:
             if not in_order:
-                raise AssertionError("a local event must sort after everything already folded")
+                raise AssertionError(f"a local event must sort after everything already folded {ev.kind} {ev.order} {current.last_order}")
             view = rules.apply(current, ev, self.who)
         elif in_order and current is not None:
             view = rules.apply_or_conflict(current, ev, self.who)

@@ -27,7 +27,7 @@ from schema.authority import Account, Ledger, referenced_users, target_of
 from schema.events import Event
 from station.replication import registry
 from sync.errors import ProtocolError
-from sync.scope import is_case, scope_of
+from sync.scope import CREATION_KINDS, is_case, scope_of
 
 LOCAL_CLOCK = "本机时间"
 COUNTY_CLOCK = "县中心时间"
@@ -95,7 +95,7 @@ def check_segment(session, org: str, events: list[Event], *, now_ms: int) -> Non
             scope = scope_of(ev.kind, ev.subject, station_org=org, case_scope=cases.get(ev.subject))
         except ProtocolError as e:
             raise ProtocolError(e.code, f"第{ev.seq}条记录：{e.message}", seq=ev.seq, **e.detail) from None
-        if ev.kind == K.CASE_REGISTERED:
+        if ev.kind in CREATION_KINDS:
             cases.setdefault(ev.subject, scope)
         clock = HLC.clock_problem(ev.hlc, ev.at, now_ms, ref_name=LOCAL_CLOCK)
         if clock is not None:
@@ -114,16 +114,23 @@ def _unknown_user(ledger: Ledger, ev: Event) -> bool:
     return target is not None and target not in ledger.accounts
 
 
+# Where each scoped subject's scope is kept: the org it was created at.
+_SCOPE_SOURCES = (
+    "SELECT case_id, intake_org FROM case_view WHERE case_id IN ({})",
+    "SELECT consult_id, org FROM consult WHERE consult_id IN ({})",
+    "SELECT complaint_id, filed_org FROM complaint WHERE complaint_id IN ({})",
+)
+
+
 def _case_scopes(db, events: list[Event]) -> dict[str, str]:
-    """case id → its scope (the org it was registered at), for the cases this station holds."""
+    """subject → its scope, for the cases and 咨询/投诉 records this station holds."""
     wanted = sorted({e.subject for e in events if is_case(e.kind)})
     out: dict[str, str] = {}
     for i in range(0, len(wanted), 500):
         chunk = wanted[i : i + 500]
-        rows = db.execute_sql(
-            f"SELECT case_id, intake_org FROM case_view WHERE case_id IN ({','.join('?' * len(chunk))})", chunk
-        ).fetchall()
-        out.update(rows)
+        marks = ",".join("?" * len(chunk))
+        for sql in _SCOPE_SOURCES:
+            out.update(db.execute_sql(sql.format(marks), chunk).fetchall())
     return out
 
 

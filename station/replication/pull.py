@@ -155,9 +155,9 @@ def store_page(session, doc: dict[str, Any], events: list[Event], *, advance: bo
     with session.store.writing():
         county = registry.county_station(session.db)
         ours = [e for e in events if e.station == county]  # the registry first: the rest is judged by it
-        out.new += session.store.ingest(ours, authoritative=True)
+        out.new += session.store.ingest(ours, authoritative=True, ref_ms=ref)
         screened = admission.screen(session, [e for e in events if e.station != county], ref_ms=ref)
-        out.new += session.store.ingest(screened.admitted, authoritative=True)
+        out.new += session.store.ingest(screened.admitted, authoritative=True, ref_ms=ref)
         out.replaced += session.store.last_ingest.replaced
         session.store.set_aside(screened.refused, source)
         out.skipped += screened.refused

@@ -61,6 +61,7 @@ class SimStation:
     day_counter: dict[str, int] = field(default_factory=dict)
 
     staff: dict[str, Actor] = field(default_factory=dict)  # department -> a co-department user here
+    admin: Actor | None = None  # the station's first user (管理员), who adds the others
 
     def write(self, kind: str, subject: str, body: dict[str, Any], at: datetime, actor: Actor | None = None) -> Event:
         actor = actor or self.actor
@@ -90,7 +91,8 @@ class SimStation:
 
 
 def _station(org: str, name: str, role: Role, login: str, person: str) -> SimStation:
-    return SimStation(new_id(), org, name, Actor(new_id(), role, org, person), hlc=0)
+    admin = Actor(new_id(), Role.ADMIN, org, f"{name}管理员")
+    return SimStation(new_id(), org, name, Actor(new_id(), role, org, person), hlc=0, admin=admin)
 
 
 def fake_person(rng: random.Random, today) -> tuple[str, str, str]:
@@ -344,14 +346,15 @@ def simulate(
                 {"org": sim.org, "name": sim.name, "station_no": 1},
                 start,
             )
-            for dept, person in [("", a), *sim.staff.items()]:
+            # As on a real station: its 管理员 is the first user and adds everyone else.
+            for dept, person in [("", sim.admin), ("", a), *sim.staff.items()]:
                 yield sim.write(
                     K.USER_ADDED,
                     person.user_id,
                     {"user_id": person.user_id, "login": person.name, "name": person.name,
                      "role": person.role.value, "org": sim.org, "department": dept},
                     start,
-                    actor=a,
+                    actor=sim.admin,
                 )
         items = [i for i in catalog.items if i.village_may_accept]
         planner = CasePlanner(rng, now, cal, sims, catalog.policy)

@@ -158,7 +158,7 @@ class Store:
             self._head = (ev.seq, ev.hash)
             return ev
 
-    def ingest(self, events: Iterable[Event], *, authoritative: bool = False) -> int:
+    def ingest(self, events: Iterable[Event], *, authoritative: bool = False, ref_ms: int | None = None) -> int:
         """Store events made elsewhere (sync, bundles). Returns how many were new.
 
         Own events and ids already in the log are skipped; the rest are stored as
@@ -175,6 +175,10 @@ class Store:
         county-signed page: the county's copy is what every replica will hold) displaces ours
         instead: it is set aside with the reason and its cases are refolded
         (``last_ingest.replaced``).
+
+        ``ref_ms``: the county's time the events were admitted against (a pulled page's ``now``).
+        Our clock may follow them that far: a local event must sort after every event it folds
+        onto, even on a PC whose clock is behind the county's.
         """
         counts = IngestCounts()
         with self.writing():
@@ -206,7 +210,9 @@ class Store:
                     stored |= {e.id for e in won}
                     fresh = [e for e in fresh if e.id in stored]
                 if fresh:
-                    self._hlc = HLC.receive(self._hlc, max(e.hlc for e in fresh), clock.ms(clock.now()))
+                    local = clock.ms(clock.now())
+                    ref = local if ref_ms is None else max(local, ref_ms)
+                    self._hlc = HLC.receive(self._hlc, max(e.hlc for e in fresh), ref)
                     self._project_batch(fresh)
             if refold:
                 self.cases.refold(sorted(refold), events_of_many=self.case_events_many)

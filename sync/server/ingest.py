@@ -41,7 +41,7 @@ from sync import bounded, envelope
 from sync.crypto import unb64, verify
 from sync.errors import ProtocolError, malformed
 from sync.messages import _TYPES, VERSION, WIRE_FIELDS, SegmentHeader, make_receipt, segment_header
-from sync.scope import GLOBAL, is_case, scope_of, township_of
+from sync.scope import CREATION_KINDS, GLOBAL, is_case, scope_of, township_of
 from sync.server import registry
 from sync.server.audit import alarm_hourly, alarm_now, blame, raise_alarm, record_refusal
 from sync.server.config import CST, now_ms
@@ -381,7 +381,7 @@ def _scopes(cdb: CountyDB, events: list[Incoming], station_org: str) -> list[str
                     e.code, f"第{ev.seq}条记录：{e.message}", seq=ev.seq, **e.detail
                 ) from None
             memo[(ev.kind, case_scope)] = scope
-        if ev.kind == K.CASE_REGISTERED and ev.subject not in known:
+        if ev.kind in CREATION_KINDS and ev.subject not in known:
             known[ev.subject] = scope  # later events in the same segment see it
         out.append(scope)
     return out
@@ -482,7 +482,7 @@ def _append(cdb: CountyDB, row, new: list[Incoming], received: int, result: Segm
     cdb.lock_log()
     insert_events(cdb, rows)
     registrations = [
-        (ev.subject, scope) for ev, scope in zip(new, scopes, strict=True) if ev.kind == K.CASE_REGISTERED
+        (ev.subject, scope) for ev, scope in zip(new, scopes, strict=True) if ev.kind in CREATION_KINDS
     ]
     if registrations:
         insert_case_scopes(cdb, registrations)

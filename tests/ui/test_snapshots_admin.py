@@ -127,7 +127,7 @@ async def _open(pilot, key: str, *then: str, login: str = "admin1") -> None:
 @SIZES
 def test_sync_screen(snap_compare, synced_village, make_app, size):
     async def run(pilot):
-        await unlock(pilot, "clerk1")
+        await unlock(pilot, "admin1")
         pilot.app.open_sync(then="")  # idle: F9 would start a sync at once
         await settle(pilot)
 
